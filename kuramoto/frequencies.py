@@ -1,0 +1,280 @@
+"""Natural frequencies Ω: the rotation every oscillator performs on its own.
+
+Each ``Ω_i`` is an antisymmetric ``n × n`` matrix, so ``Ω_i x_i`` is tangent to the sphere
+and ``exp(tΩ_i)`` is a rotation. Three parametrisations:
+
+- :class:`Frequencies` — given angular velocities per oscillator (data, not learned by
+  default): for ``n = 2`` it is the classic ``dθ_i/dt = ω_i``; for even ``n`` the same (or a
+  per-pair) ω turns every consecutive component pair ``(x_{2m}, x_{2m+1})``.
+- :class:`RotationPairs` — the paper's learnable Ω (AKORN.md §1.3): ω = ‖p‖ of a 2-vector
+  parameter, global or per group of channel pairs.
+- :class:`Skew` — a full learnable skew-symmetric matrix, global or per group.
+
+Rotation sense: every frequency turns counter-clockwise, ``Ω = ω [[0, −1], [1, 0]]`` on each
+pair. Samplers :func:`lorentzian`, :func:`gaussian`, :func:`uniform` draw ω at random or, with
+``quantile=True``, deterministically at the quantiles ``j/(N+1)`` of the distribution (the
+usual low-noise choice for finite-N synchronisation studies).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import torch
+from torch import nn
+
+__all__ = ["AbstractFrequencies", "Frequencies", "RotationPairs", "Skew", "gaussian", "lorentzian", "uniform"]
+
+
+def _even_n(x: torch.Tensor, who: str) -> int:
+    n = x.shape[-1]
+    if n % 2:
+        raise ValueError(f"x: {who} rotates component pairs and needs an even sphere dimension n, got n={n}")
+    return n
+
+
+class AbstractFrequencies(nn.Module):
+    """Interface of a natural-frequency term ``x ↦ Ω x`` with ``Ω`` skew-symmetric.
+
+    Subclasses implement :meth:`pair_omega` (pairwise rotations) or override :meth:`apply`,
+    :meth:`rotate` and :meth:`matrix` together (a general skew matrix).
+    """
+
+    def pair_omega(self) -> torch.Tensor:
+        """Angular velocity of every component pair, broadcastable against ``x[..., 0::2]``."""
+        raise NotImplementedError(f"{type(self).__name__} does not act by pairwise rotations")
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``Ω x`` for a state ``[..., n]``; same shape as ``x``."""
+        _even_n(x, type(self).__name__)
+        w = self.pair_omega()
+        a, b = x[..., 0::2], x[..., 1::2]
+        return torch.stack((-w * b, w * a), dim=-1).reshape(x.shape)
+
+    def rotate(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        """``exp(tΩ) x``, exactly (closed-form rotation of every pair)."""
+        _even_n(x, type(self).__name__)
+        phi = self.pair_omega() * t
+        c, s = torch.cos(phi), torch.sin(phi)
+        a, b = x[..., 0::2], x[..., 1::2]
+        return torch.stack((c * a - s * b, s * a + c * b), dim=-1).reshape(x.shape)
+
+    def matrix(self, n: int) -> torch.Tensor:
+        """The skew matrices ``Ω``, shape ``[..., n, n]`` broadcastable over the oscillator axes."""
+        if n % 2:
+            raise ValueError(f"n: {type(self).__name__} needs an even sphere dimension, got n={n}")
+        w = self.pair_omega()
+        w = w.expand(*w.shape[:-1], n // 2) if w.dim() else w.expand(n // 2)
+        return _block_diag_pairs(w, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(x)
+
+
+def _block_diag_pairs(w: torch.Tensor, n: int) -> torch.Tensor:
+    """Block-diagonal skew matrices from pair velocities ``w [..., n/2]``."""
+    out = torch.zeros(*w.shape[:-1], n, n, dtype=w.dtype, device=w.device)
+    idx = torch.arange(0, n, 2, device=w.device)
+    out[..., idx + 1, idx] = w
+    out[..., idx, idx + 1] = -w
+    return out
+
+
+class Frequencies(AbstractFrequencies):
+    """Given natural frequencies per oscillator.
+
+    Args:
+        omega: ``[N]`` (one angular velocity per oscillator, applied to every component pair)
+            or ``[N, n/2]`` (one per pair); broadcast over leading batch axes of the state,
+            whose oscillator axis is ``-2``.
+        learnable: make ω a trainable parameter (default: a buffer, i.e. data).
+    """
+
+    def __init__(self, omega: torch.Tensor, learnable: bool = False) -> None:
+        super().__init__()
+        if not isinstance(omega, torch.Tensor) or not omega.is_floating_point():
+            raise TypeError("omega: expected a floating-point torch.Tensor of shape [N] or [N, n/2]")
+        if omega.dim() not in (1, 2):
+            raise ValueError(f"omega: expected shape [N] or [N, n/2], got {tuple(omega.shape)}")
+        if not bool(torch.isfinite(omega).all()):
+            raise ValueError("omega: contains NaN or inf")
+        omega = omega.detach().clone()
+        if learnable:
+            self.omega = nn.Parameter(omega)
+        else:
+            self.register_buffer("omega", omega)
+
+    def pair_omega(self) -> torch.Tensor:
+        return self.omega.unsqueeze(-1) if self.omega.dim() == 1 else self.omega
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == 2 and self.omega.dim() == 1:  # the classic model: the hot path
+            w = self.omega.unsqueeze(-1)
+            return torch.cat((-w * x[..., 1:2], w * x[..., 0:1]), dim=-1)
+        return super().apply(x)
+
+    def extra_repr(self) -> str:
+        return f"N={self.omega.shape[0]}, per_pair={self.omega.dim() == 2}"
+
+
+class RotationPairs(AbstractFrequencies):
+    """The paper's learnable Ω: ω = ‖p‖ from a 2-vector parameter p, on every channel pair.
+
+    Matches the official code's ``OmegaLayer`` (AKORN.md §1.3), including its sign: there the
+    pair velocity is ``(ω b, −ω a)``, i.e. clockwise, so this module's angular velocity is the
+    official ``−ω`` (``pair_omega() = −‖p‖``). This matters only for parity with official
+    checkpoints.
+
+    Args:
+        n: sphere dimension (even).
+        groups: ``None`` for one ω shared by the whole layer (``global_omg=True``), or the
+            number of oscillator slots ``C/n`` for one ω per channel pair (``[groups, n/2]``).
+        spatial_dims: number of axes between the group axis and the sphere axis in the state
+            (2 for image layout ``[B, C/n, H, W, n]``, 0 for ``[..., N, n]``).
+        init_omega: initial ω (every parameter entry starts at ``init_omega/√2``).
+        learnable: whether p is trained (``learn_omg``).
+    """
+
+    def __init__(self, n: int, groups: int | None = None, spatial_dims: int = 2, init_omega: float = 1.0,
+                 learnable: bool = True) -> None:
+        super().__init__()
+        if not isinstance(n, int) or n < 2 or n % 2:
+            raise ValueError(f"n: expected an even integer >= 2, got {n!r}")
+        if groups is not None and (not isinstance(groups, int) or groups < 1):
+            raise ValueError(f"groups: expected None or a positive integer, got {groups!r}")
+        if not isinstance(spatial_dims, int) or spatial_dims < 0:
+            raise ValueError(f"spatial_dims: expected a non-negative integer, got {spatial_dims!r}")
+        if not math.isfinite(init_omega):
+            raise ValueError(f"init_omega: expected a finite float, got {init_omega}")
+        self.n, self.groups, self.spatial_dims = n, groups, spatial_dims
+        shape = (2,) if groups is None else (groups, n // 2, 2)
+        self.p = nn.Parameter(torch.full(shape, float(init_omega) / math.sqrt(2.0)), requires_grad=learnable)
+
+    def pair_omega(self) -> torch.Tensor:
+        w = -torch.linalg.vector_norm(self.p, dim=-1)
+        if self.groups is None:
+            return w
+        return w.reshape(self.groups, *([1] * self.spatial_dims), self.n // 2)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, groups={self.groups}, spatial_dims={self.spatial_dims}"
+
+
+class Skew(AbstractFrequencies):
+    """A full learnable skew-symmetric ``Ω = P − Pᵀ``, global or per group.
+
+    Args:
+        n: sphere dimension (any ``n >= 2``).
+        groups: ``None`` for one matrix, or the number of groups for ``[groups, n, n]``.
+        spatial_dims: axes between the group axis and the sphere axis in the state.
+        init_std: standard deviation of the initial entries of P.
+        generator: random generator for the initialisation.
+        learnable: whether P is trained.
+    """
+
+    def __init__(self, n: int, groups: int | None = None, spatial_dims: int = 0, init_std: float = 0.1,
+                 generator: torch.Generator | None = None, learnable: bool = True) -> None:
+        super().__init__()
+        if not isinstance(n, int) or n < 2:
+            raise ValueError(f"n: expected an integer >= 2, got {n!r}")
+        if groups is not None and (not isinstance(groups, int) or groups < 1):
+            raise ValueError(f"groups: expected None or a positive integer, got {groups!r}")
+        if not init_std >= 0:
+            raise ValueError(f"init_std: expected a non-negative float, got {init_std}")
+        self.n, self.groups, self.spatial_dims = n, groups, spatial_dims
+        shape = (n, n) if groups is None else (groups, n, n)
+        self.P = nn.Parameter(init_std * torch.randn(*shape, generator=generator), requires_grad=learnable)
+
+    def matrix(self, n: int | None = None) -> torch.Tensor:
+        if n is not None and n != self.n:
+            raise ValueError(f"n: this Skew frequency is {self.n}×{self.n}, got n={n}")
+        S = self.P - self.P.transpose(-1, -2)
+        if self.groups is None:
+            return S
+        return S.reshape(self.groups, *([1] * self.spatial_dims), self.n, self.n)
+
+    def _check(self, x: torch.Tensor) -> None:
+        if x.shape[-1] != self.n:
+            raise ValueError(f"x: expected sphere dimension n={self.n}, got {x.shape[-1]}")
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return (self.matrix() @ x.unsqueeze(-1)).squeeze(-1)
+
+    def rotate(self, x: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        # One small matrix per group: matrix_exp is cheap here (not per oscillator).
+        R = torch.linalg.matrix_exp(self.matrix() * t)
+        return (R @ x.unsqueeze(-1)).squeeze(-1)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}, groups={self.groups}"
+
+
+def _quantiles(num: int, dtype: torch.dtype, device) -> torch.Tensor:
+    return torch.arange(1, num + 1, dtype=torch.float64, device=device).div(num + 1).to(dtype)
+
+
+def _sampler_args(num: int, width: float, name: str) -> None:
+    if not isinstance(num, int) or num < 1:
+        raise ValueError(f"num: expected a positive integer number of oscillators, got {num!r}")
+    if not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+        raise ValueError(f"width: expected a positive finite {name}, got {width!r}")
+
+
+def _uniform01(num, quantile, generator, dtype, device):
+    dtype = dtype or torch.get_default_dtype()
+    if device is None and generator is not None:
+        device = generator.device
+    if quantile:
+        return _quantiles(num, torch.float64, device), dtype
+    u = torch.rand(num, generator=generator, dtype=torch.float64, device=device)
+    return u.clamp(1e-300, 1.0), dtype
+
+
+def lorentzian(num: int, width: float = 1.0, *, center: float = 0.0, quantile: bool = False,
+               generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+               device: torch.device | str | None = None) -> torch.Tensor:
+    """Natural frequencies from a Lorentzian (Cauchy) ``g(ω) = (Δ/π) / ((ω−ω0)² + Δ²)``.
+
+    Args:
+        num: number of oscillators N.
+        width: half-width Δ (> 0).
+        center: ω0.
+        quantile: deterministic quantiles ``j/(N+1)`` (sorted) instead of random draws. Their
+            tails reach ``|ω| ≈ Δ N/π``: thousands for N = 20000.
+        generator: random generator (ignored with ``quantile=True``).
+        dtype, device: of the result (computed in float64 and cast).
+
+    Returns:
+        ``[num]`` frequencies.
+    """
+    _sampler_args(num, width, "half-width Δ")
+    u, dtype = _uniform01(num, quantile, generator, dtype, device)
+    return (center + width * torch.tan(math.pi * (u - 0.5))).to(dtype)
+
+
+def gaussian(num: int, width: float = 1.0, *, center: float = 0.0, quantile: bool = False,
+             generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+             device: torch.device | str | None = None) -> torch.Tensor:
+    """Natural frequencies from a Gaussian with standard deviation σ = ``width``.
+
+    Arguments as in :func:`lorentzian`.
+    """
+    _sampler_args(num, width, "standard deviation σ")
+    u, dtype = _uniform01(num, quantile, generator, dtype, device)
+    u = u.clamp(1e-16, 1 - 1e-16)
+    return (center + width * math.sqrt(2.0) * torch.erfinv(2 * u - 1)).to(dtype)
+
+
+def uniform(num: int, width: float = 1.0, *, center: float = 0.0, quantile: bool = False,
+            generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
+            device: torch.device | str | None = None) -> torch.Tensor:
+    """Natural frequencies uniform on ``[center − w, center + w]`` (w = ``width``, the half-width).
+
+    Arguments as in :func:`lorentzian`.
+    """
+    _sampler_args(num, width, "half-width")
+    u, dtype = _uniform01(num, quantile, generator, dtype, device)
+    return (center + width * (2 * u - 1)).to(dtype)

@@ -1,0 +1,5 @@
+import sys
+
+from studies.bench import main
+
+sys.exit(main())
