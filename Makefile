@@ -10,13 +10,16 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run test test-all setup clean
+.PHONY: run test test-all setup data clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	# torchattacks declares torchvision, which it does not use for FGSM/PGD/EOTPGD/AutoAttack and
+	# which does not import beside the CPU torch build: install it without dependencies.
+	$(PY) -m pip install -q --no-deps "torchattacks==3.5.1"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -29,6 +32,10 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q
+
+# Fashion-MNIST for the robustness study, from Debian's package (needs root or sudo).
+data:
+	apt-get install -y dataset-fashion-mnist || sudo apt-get install -y dataset-fashion-mnist
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

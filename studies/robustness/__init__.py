@@ -1,0 +1,67 @@
+"""Robustness and calibration of image classifiers (AKOrN vs. a convolutional baseline).
+
+Building blocks of the study of paper section 5.3 / Table 4:
+
+* :mod:`~studies.robustness.data`: Fashion-MNIST (Debian package ``dataset-fashion-mnist``),
+  a generated 10-class "textured shapes" set that needs no download, and a CIFAR-10 loader for
+  the published python/binary files; all as :class:`ImageData` (float32 ``[N, 3, 32, 32]`` in
+  [0, 1], int64 labels).
+* :mod:`~studies.robustness.corruptions`: Gaussian noise, shot noise, Gaussian blur, contrast
+  and brightness at severities 1..5, applied on the fly to torch batches.
+* :mod:`~studies.robustness.attacks`: random-sign noise, FGSM, PGD / EOT-PGD and AutoAttack
+  (the latter three through ``torchattacks`` 3.5.1, imported lazily) and robust accuracy.
+* :mod:`~studies.robustness.metrics`: accuracy, expected calibration error, reliability
+  diagrams (data and PNG plot), and softmax averaging over repeated passes of a stochastic model.
+"""
+
+from .attacks import ATTACKS, autoattack, fgsm, no_attack, pgd_linf, random_sign_noise, robust_accuracy
+from .corruptions import CORRUPTIONS, SEVERITY_PARAMS, corrupt
+from .data import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    TEXTURED_SHAPES_CLASSES,
+    ImageData,
+    load_cifar10,
+    load_fashion_mnist,
+    read_idx,
+    render_textured_shapes,
+    textured_shapes,
+)
+from .metrics import (
+    ReliabilityDiagram,
+    accuracy,
+    ensemble_predict,
+    expected_calibration_error,
+    plot_reliability_diagram,
+    reliability_diagram,
+    to_probabilities,
+)
+
+__all__ = [
+    "ATTACKS",
+    "CIFAR10_CLASSES",
+    "CORRUPTIONS",
+    "FASHION_MNIST_CLASSES",
+    "ImageData",
+    "ReliabilityDiagram",
+    "SEVERITY_PARAMS",
+    "TEXTURED_SHAPES_CLASSES",
+    "accuracy",
+    "autoattack",
+    "corrupt",
+    "ensemble_predict",
+    "expected_calibration_error",
+    "fgsm",
+    "load_cifar10",
+    "load_fashion_mnist",
+    "no_attack",
+    "pgd_linf",
+    "plot_reliability_diagram",
+    "random_sign_noise",
+    "read_idx",
+    "reliability_diagram",
+    "render_textured_shapes",
+    "robust_accuracy",
+    "textured_shapes",
+    "to_probabilities",
+]
