@@ -1,0 +1,47 @@
+"""How the flow is stepped: selectable solvers on products of spheres.
+
+    from integrators import solve, METHODS
+    sol = solve(field, x0, torch.linspace(0, 10, 101), method="lawson_rk4", dt=0.01,
+                observe={"r": kuramoto.order_parameter}, save_states=False)
+
+Families (each class states ``order``, ``adaptive``, ``stays_on_sphere``):
+
+- retraction (the AKOrN family): ``euler_normalized`` (the AKOrN update), ``heun_normalized``,
+  ``rk4_normalized``;
+- Lie-group, exactly on the sphere: ``geodesic_euler``, ``rkmk4``, ``cf4``;
+- exponential: ``lawson_rk4`` (natural frequencies rotated exactly);
+- native adaptive: ``dopri5_normalized``;
+- ambient, delegated to torchdiffeq under its names: ``euler``, ``midpoint``, ``heun2``,
+  ``heun3``, ``rk4``, ``explicit_adams``, ``implicit_adams``, ``fixed_adams``, ``dopri5``,
+  ``dopri8``, ``bosh3``, ``fehlberg2``, ``adaptive_heun``;
+- the float64 reference ``scipy_reference`` (SciPy DOP853, no gradients).
+
+:func:`step_fixed` runs T steps of a native method with an optional exact-discrete
+checkpointed gradient (the discrete AKOrN layer). Adding a method is one class implementing
+:class:`AbstractSolver` and one line in :mod:`integrators.registry`.
+"""
+
+from .adaptive import AbstractEmbeddedRK, Dopri5Normalized
+from .base import AbstractSolver, SolverError, StepResult
+from .controller import PIController
+from .registry import METHODS, get_solver
+from .skew import expm_skew_apply
+from .solution import Solution
+from .solve import solve, step_fixed
+from .tableau import Tableau
+
+__all__ = [
+    "METHODS",
+    "AbstractEmbeddedRK",
+    "AbstractSolver",
+    "Dopri5Normalized",
+    "PIController",
+    "Solution",
+    "SolverError",
+    "StepResult",
+    "Tableau",
+    "expm_skew_apply",
+    "get_solver",
+    "solve",
+    "step_fixed",
+]
