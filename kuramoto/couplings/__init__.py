@@ -3,5 +3,6 @@
 
 from .base import AbstractCoupling
 from .graph import Dense, MeanField, Sparse
+from .image import Attention, Conv, to_features, to_oscillators
 
-__all__ = ["AbstractCoupling", "Dense", "MeanField", "Sparse"]
+__all__ = ["AbstractCoupling", "Attention", "Conv", "Dense", "MeanField", "Sparse", "to_features", "to_oscillators"]

@@ -1,0 +1,471 @@
+"""The AKOrN Kuramoto layer: a Kuramoto field on image-layout oscillators, run by an integrator.
+
+A layer holds a coupling ``J`` (convolution or attention), an optional natural frequency Ω and
+a stimulus normalisation; per call it builds the :class:`kuramoto.KuramotoField` with the
+normalised stimulus ``ĉ`` (:meth:`KuramotoLayer.field`) and runs it:
+
+- *discrete*: ``T`` steps of size γ of a fixed-step method. The default
+  ``method="euler_normalized"`` is exactly the paper's update (AKOrN Eq. 4, AKORN.md §1.9)::
+
+      x_{t+1} = normalize(x_t + γ (Ω x_t + Proj_{x_t}(ĉ + J x_t)))
+
+- *continuous*: the flow ``dx/dt = Ω x + Proj_x(ĉ + J x)`` over ``t_span = (t0, t1)`` with any
+  registered method, adaptive included.
+
+Feature maps ``[B, C, H, W]`` go in and out; inside, the state is the oscillator view
+``[B, C/n, H, W, n]`` of the same memory (:func:`kuramoto.couplings.to_oscillators`), so the
+convolution/attention and the sphere arithmetic share one memory order and no per-step layout
+copies are made.
+
+References:
+    Miyato, Löwe, Geiger, Welling. Artificial Kuramoto Oscillatory Neurons. ICLR 2025,
+    Eqs. 2–4 and §4.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from integrators import METHODS, solve, step_fixed
+from kuramoto.couplings.base import AbstractCoupling
+from kuramoto.couplings.image import Attention, Conv, to_features, to_oscillators
+from kuramoto.field import KuramotoField
+from kuramoto.frequencies import AbstractFrequencies, RotationPairs
+from kuramoto.sphere import inner, normalize
+
+from .blocks import ScaleAndBias
+
+with warnings.catch_warnings():
+    # geoopt 0.5.1 decorates helpers with torch.jit.script, which torch >= 2.10 deprecates at import.
+    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
+    import geoopt
+
+__all__ = ["KuramotoLayer", "Trajectory", "initial_state", "learnable_initial_state"]
+
+StimulusNorm = Literal["gn", "sandb", "none"]
+InitMode = Literal["random", "stimulus", "given", "learned"]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What a Kuramoto layer went through, returned with ``return_trajectory=True``.
+
+    Attributes:
+        ts: ``[T+1]`` float64 times of the entries (discrete layers: ``t·γ``, with γ the
+            effective step size).
+        states: ``[T+1, B, C, H, W]`` states ``x_0 … x_T`` (``x_0`` normalised), or ``None``
+            when the layer was called with ``save_states=False``.
+        energy: ``[T+1, B]`` the paper's energy ``E(x_t) = −½ Σ x_tᵀ J(x_t) − Σ ĉᵀ x_t`` of every
+            state (AKOrN Eq. 3; the coupling's bias counts as part of ``J x``).
+        logged_energy: ``[T+1, B]`` the official code's per-step log (AKORN.md §1.7): entry 0 is
+            zero, entry ``t`` is ``−Σ x_{t−1} ⊙ (J(x_{t−1}) + ĉ)`` (state *before* step t, no ½).
+    """
+
+    ts: torch.Tensor
+    states: torch.Tensor | None
+    energy: torch.Tensor
+    logged_energy: torch.Tensor
+
+
+def _check_feature_map(x: object, name: str, channels: int | None = None) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor [B, C, H, W], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != 4:
+        raise ValueError(f"{name}: expected a feature map [B, C, H, W], got shape {tuple(x.shape)}")
+    if channels is not None and x.shape[1] != channels:
+        raise ValueError(f"{name}: expected {channels} channels, got shape {tuple(x.shape)}")
+    return x
+
+
+def _check_n(n: object, channels: int | None = None) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n: expected an integer oscillator dimension >= 2, got {n!r}")
+    if channels is not None and channels % n:
+        raise ValueError(f"n: the channel count {channels} must be a multiple of n={n}")
+    return n
+
+
+def _noise_like(c: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``c``; drawn where ``generator`` lives, then moved to ``c``."""
+    if generator is None:
+        return torch.randn(c.shape, dtype=c.dtype, device=c.device)
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    return torch.randn(c.shape, generator=generator, dtype=c.dtype, device=generator.device).to(c.device)
+
+
+def _unit_groups(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Unit length per group of ``n`` channels, ``[B, C, H, W]`` (zero groups stay zero)."""
+    return to_features(normalize(to_oscillators(x, n)))
+
+
+def initial_state(c: torch.Tensor, n: int, mode: InitMode = "random", *, generator: torch.Generator | None = None,
+                  given_mask: torch.Tensor | None = None, learned: torch.Tensor | None = None) -> torch.Tensor:
+    """An initial oscillator state for a layer with stimulus ``c``, unit length per group of ``n`` channels.
+
+    Args:
+        c: stimulus ``[B, C, H, W]`` (sets the shape, dtype and device of the result).
+        n: oscillator dimension (``C % n == 0``).
+        mode: ``"random"``: uniform on every sphere (normalised standard normal noise, the
+            official default); ``"stimulus"``: ``normalize(c)`` (a zero group of ``c`` stays
+            zero); ``"given"``: ``c`` where ``given_mask`` is true and noise elsewhere (the
+            Sudoku model starts given cells at their digit embedding); ``"learned"``: the
+            learned state ``learned``, the same for every batch item.
+        generator: random generator of the noise (``"random"`` and ``"given"``); the sample is
+            drawn on the generator's device and moved, so a seed gives the same state anywhere.
+        given_mask: ``[B, 1, H, W]`` or ``[B, H, W]`` (or anything broadcastable to ``c``),
+            bool or 0/1, for ``mode="given"``.
+        learned: ``[C/n, H, W, n]`` or ``[1, C/n, H, W, n]`` unit vectors for ``mode="learned"``,
+            e.g. from :func:`learnable_initial_state`.
+
+    Returns:
+        ``[B, C, H, W]``.
+
+    Raises:
+        ValueError, TypeError: naming the offending argument.
+    """
+    _check_feature_map(c, "c")
+    n = _check_n(n, c.shape[1])
+    if mode == "random":
+        return _unit_groups(_noise_like(c, generator), n)
+    if mode == "stimulus":
+        return _unit_groups(c, n)
+    if mode == "given":
+        if given_mask is None:
+            raise ValueError("given_mask: mode='given' needs the mask of given positions ([B, 1, H, W] or [B, H, W])")
+        if not isinstance(given_mask, torch.Tensor):
+            raise TypeError(f"given_mask: expected a torch.Tensor, got {type(given_mask).__name__}")
+        mask = given_mask.unsqueeze(1) if given_mask.dim() == 3 else given_mask
+        try:
+            torch.broadcast_shapes(mask.shape, c.shape)
+        except RuntimeError:
+            raise ValueError(f"given_mask: shape {tuple(given_mask.shape)} does not broadcast to c's "
+                             f"{tuple(c.shape)}; use [B, 1, H, W] or [B, H, W]") from None
+        mask = mask.to(device=c.device, dtype=torch.bool) if mask.dtype != torch.bool else mask.to(c.device)
+        return _unit_groups(torch.where(mask, c, _noise_like(c, generator)), n)
+    if mode == "learned":
+        if learned is None:
+            raise ValueError("learned: mode='learned' needs the learned state [C/n, H, W, n] "
+                             "(see learnable_initial_state)")
+        if not isinstance(learned, torch.Tensor) or not learned.is_floating_point():
+            raise TypeError(f"learned: expected a floating-point tensor [C/n, H, W, n], got {type(learned).__name__}")
+        B, C, H, W = c.shape
+        lead = learned.unsqueeze(0) if learned.dim() == 4 else learned
+        if lead.dim() != 5 or lead.shape[0] not in (1, B) or lead.shape[1:] != (C // n, H, W, n):
+            raise ValueError(f"learned: expected shape [{C // n}, {H}, {W}, {n}] to match c {tuple(c.shape)} "
+                             f"with n={n}, got {tuple(learned.shape)}")
+        if lead.dtype != c.dtype or lead.device != c.device:
+            raise TypeError(f"learned: dtype/device {lead.dtype}/{lead.device} does not match c's {c.dtype}/{c.device}")
+        return to_features(lead.expand(B, *lead.shape[1:]))
+    raise ValueError(f"mode: expected 'random', 'stimulus', 'given' or 'learned', got {mode!r}")
+
+
+def learnable_initial_state(channels: int, n: int, grid: tuple[int, int], *, generator: torch.Generator | None = None,
+                            dtype: torch.dtype | None = None,
+                            device: torch.device | str | None = None) -> geoopt.ManifoldParameter:
+    """A learnable initial state on the product of spheres: ``[C/n, H, W, n]`` on ``geoopt.Sphere()``.
+
+    Train it with ``geoopt.optim.RiemannianAdam`` (which treats ordinary parameters as
+    Euclidean) and feed it to :func:`initial_state` with ``mode="learned"``; the optimiser keeps
+    every oscillator on its sphere. Initialised uniformly on the spheres.
+
+    Args:
+        channels: C (a multiple of ``n``).
+        n: oscillator dimension.
+        grid: ``(H, W)``.
+        generator, dtype, device: of the random initialisation.
+
+    Returns:
+        ``geoopt.ManifoldParameter`` of shape ``[C/n, H, W, n]``.
+    """
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"channels: expected a positive integer, got {channels!r}")
+    n = _check_n(n, channels)
+    if (not isinstance(grid, (tuple, list)) or len(grid) != 2
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+        raise ValueError(f"grid: expected a pair of positive integers (H, W), got {grid!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    dtype = dtype or torch.get_default_dtype()
+    z = torch.randn(channels // n, grid[0], grid[1], n, generator=generator, dtype=dtype,
+                    device=generator.device if generator is not None else device)
+    sphere = geoopt.Sphere()
+    return geoopt.ManifoldParameter(sphere.projx(z.to(device) if device is not None else z), manifold=sphere)
+
+
+def _stimulus_norm(kind: object, channels: int, n: int) -> nn.Module:
+    if kind == "gn":
+        return nn.GroupNorm(channels // n, channels, affine=True)
+    if kind == "sandb":
+        return ScaleAndBias(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"stimulus_norm: expected 'gn', 'sandb' or 'none', got {kind!r}")
+
+
+def _positive_float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return float(value)
+
+
+class KuramotoLayer(nn.Module):
+    """The AKOrN Kuramoto layer on feature maps ``[B, C, H, W]`` (``C/n`` oscillators per position).
+
+    The stimulus ``c`` is normalised once (``stimulus_norm``) and the flow
+    ``dx/dt = Ω x + Proj_x(ĉ + J x)`` is run from ``x0`` either for ``steps`` discrete steps of
+    size γ (``t_span=None``) or continuously over ``t_span``.
+
+    **The official identity-Ω quirk.** In the official code a layer built without Ω adds
+    ``x_t`` itself to the velocity (AKORN.md §1.4), so its update is
+    ``normalize(x + γ(x + v)) = normalize((1+γ)x + γv) = normalize(x + γ/(1+γ) · v)``: no
+    rotation, but the effective step is ``γ/(1+γ)`` (0.5 for γ = 1). Every official
+    object-discovery model ran this way. ``legacy_identity_omega=True`` reproduces it (for
+    ``omega=None`` and the discrete ``euler_normalized`` update only) by stepping with
+    ``γ/(1+γ)``, which is the same map; it is **off by default**, where ``omega=None`` means Ω = 0.
+
+    Args:
+        coupling: an image coupling (:class:`kuramoto.couplings.Conv` or
+            :class:`kuramoto.couplings.Attention`) with ``C`` channels and oscillator dim ``n``.
+        n: oscillator dimension.
+        channels: number of channels C.
+        omega: natural frequencies: ``None`` (Ω = 0) or a frequency module acting on the state
+            ``[B, C/n, H, W, n]``, typically ``RotationPairs(n)`` (one ω for the layer) or
+            ``RotationPairs(n, groups=C/n, spatial_dims=2)`` (one per channel pair).
+        stimulus_norm: applied once to ``c`` before the steps: ``"gn"`` (GroupNorm with
+            ``C/n`` groups, affine), ``"sandb"`` (per-channel scale 1 / bias 0), ``"none"``.
+        steps: T, the number of discrete steps (discrete layers), or the number of equal
+            intervals the trajectory of a continuous layer is reported at.
+        gamma: step size γ of a discrete layer (> 0).
+        learn_gamma: make γ a trainable parameter (the official Sudoku model does).
+        method: integrator name from ``integrators.METHODS``. Discrete layers accept the
+            fixed-step ones (default ``"euler_normalized"``, the paper's update); native ones
+            (``*_normalized``, Lie-group, ``lawson_rk4``) run through ``integrators.step_fixed``,
+            torchdiffeq's (``"rk4"``, ...) through ``integrators.solve`` on the grid ``t_k = kγ``
+            (fixed γ, no ``adjoint``). Continuous layers accept any method, adaptive included.
+        t_span: ``(t0, t1)`` with ``t1 > t0`` for a continuous layer; ``None`` for a discrete one.
+        adjoint: memory-lean gradients. Discrete: the exact gradient of the discrete map with
+            every step recomputed in the backward pass (``integrators.step_fixed(...,
+            checkpoint=True)``). Continuous: torchdiffeq's adjoint (``integrators.solve(...,
+            adjoint=True)``).
+        project: apply the tangent projection to ``ĉ + Jx`` (``False`` is the official
+            ``apply_proj=False`` ablation).
+        legacy_identity_omega: reproduce the official identity-Ω quirk (see above).
+        rtol, atol: tolerances of a continuous solve, passed on to methods that use them
+            (adaptive ones); unused otherwise.
+        dt: step of a fixed-step continuous solve (required for those; unused by discrete layers,
+            whose step is γ).
+
+    Shapes:
+        ``forward(c [B, C, H, W], x0 [B, C, H, W] | None) -> x_T [B, C, H, W]``.
+
+    References:
+        AKOrN (Miyato et al., ICLR 2025) Eqs. 2–4; AKORN.md §1.4–1.9.
+    """
+
+    def __init__(self, coupling: AbstractCoupling, n: int, channels: int, *,
+                 omega: AbstractFrequencies | None = None, stimulus_norm: StimulusNorm = "none", steps: int = 3,
+                 gamma: float = 1.0, learn_gamma: bool = False, method: str = "euler_normalized",
+                 t_span: tuple[float, float] | None = None, adjoint: bool = False, project: bool = True,
+                 legacy_identity_omega: bool = False, rtol: float = 1e-6, atol: float = 1e-8,
+                 dt: float | None = None) -> None:
+        super().__init__()
+        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+            raise ValueError(f"channels: expected a positive integer, got {channels!r}")
+        n = _check_n(n, channels)
+        if not isinstance(coupling, AbstractCoupling):
+            raise TypeError(f"coupling: expected a kuramoto coupling (e.g. kuramoto.couplings.Conv or Attention), "
+                            f"got {type(coupling).__name__}")
+        if coupling.state_dims != 4:
+            raise ValueError(f"coupling: a Kuramoto layer needs an image coupling acting on [B, C/n, H, W, n] "
+                             f"(state_dims = 4), got {type(coupling).__name__} with layout {coupling.layout}")
+        if isinstance(coupling, (Conv, Attention)) and (coupling.channels, coupling.n) != (channels, n):
+            raise ValueError(f"coupling: built for channels={coupling.channels}, n={coupling.n}, but the layer has "
+                             f"channels={channels}, n={n}")
+        if omega is not None:
+            if not isinstance(omega, AbstractFrequencies):
+                raise TypeError(f"omega: expected None or a kuramoto frequency module (e.g. RotationPairs), "
+                                f"got {type(omega).__name__}")
+            if isinstance(omega, RotationPairs):
+                if omega.n != n:
+                    raise ValueError(f"omega: RotationPairs built for n={omega.n}, the layer has n={n}")
+                if omega.groups not in (None, channels // n) or (omega.groups is not None and omega.spatial_dims != 2):
+                    raise ValueError(f"omega: expected RotationPairs(n) or RotationPairs(n, groups={channels // n}, "
+                                     f"spatial_dims=2), got groups={omega.groups}, spatial_dims={omega.spatial_dims}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+        gamma = _positive_float(gamma, "gamma")
+        for name, flag in (("learn_gamma", learn_gamma), ("adjoint", adjoint), ("project", project),
+                           ("legacy_identity_omega", legacy_identity_omega)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name}: expected a bool, got {type(flag).__name__}")
+        if not isinstance(method, str) or method not in METHODS:
+            raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+        solver_cls = METHODS[method]
+        if t_span is not None:
+            if (not isinstance(t_span, (tuple, list)) or len(t_span) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                               for v in t_span) or not t_span[1] > t_span[0]):
+                raise ValueError(f"t_span: expected (t0, t1) with finite t1 > t0, got {t_span!r}")
+            if learn_gamma:
+                raise ValueError("learn_gamma: a continuous layer (t_span given) has no step size γ to learn")
+            if not solver_cls.adaptive and dt is None:
+                raise ValueError(f"dt: the fixed-step method {method!r} needs dt for a continuous layer "
+                                 f"(t_span={tuple(t_span)}); give dt or an adaptive method such as 'dopri5'")
+            if dt is not None:
+                dt = _positive_float(dt, "dt")
+            _positive_float(rtol, "rtol")
+            _positive_float(atol, "atol")
+        else:
+            if solver_cls.adaptive:
+                raise ValueError(f"method: {method!r} is adaptive; a discrete layer (steps=T, t_span=None) needs a "
+                                 f"fixed-step method such as 'euler_normalized', or give t_span for a continuous layer")
+            if dt is not None:
+                raise ValueError("dt: a discrete layer steps with gamma; dt is only for continuous layers (t_span)")
+            if not solver_cls.native and learn_gamma:
+                raise ValueError(f"learn_gamma: a learnable γ needs a native method (e.g. 'euler_normalized', "
+                                 f"'rk4_normalized'); {method!r} is delegated to torchdiffeq")
+            if not solver_cls.native and adjoint:
+                raise ValueError(f"adjoint: the exact-discrete checkpointed gradient needs a native method (e.g. "
+                                 f"'euler_normalized', 'rk4_normalized'); for {method!r} torchdiffeq's adjoint "
+                                 f"would be the continuous adjoint, a different gradient for a discrete layer")
+        if legacy_identity_omega:
+            if omega is not None:
+                raise ValueError("legacy_identity_omega: the official quirk exists only without Ω; pass omega=None")
+            if t_span is not None or method != "euler_normalized":
+                raise ValueError("legacy_identity_omega: the quirk is defined for the paper's discrete update only "
+                                 "(method='euler_normalized', t_span=None)")
+
+        self.n, self.channels, self.steps = n, channels, steps
+        self.method, self.adjoint = method, adjoint
+        self.t_span = None if t_span is None else (float(t_span[0]), float(t_span[1]))
+        self.legacy_identity_omega = legacy_identity_omega
+        self.rtol, self.atol, self.dt = float(rtol), float(atol), dt
+        self.coupling = coupling
+        self.omega = omega
+        self.project = project
+        self.stimulus_norm = _stimulus_norm(stimulus_norm, channels, n)
+        if learn_gamma:
+            self.gamma = nn.Parameter(torch.tensor(gamma))
+        else:
+            self.register_buffer("gamma", torch.tensor(gamma))
+
+    @property
+    def continuous(self) -> bool:
+        return self.t_span is not None
+
+    def step_size(self) -> torch.Tensor:
+        """The effective step of the discrete update: γ, or ``γ/(1+γ)`` with the legacy identity-Ω quirk."""
+        return self.gamma / (1 + self.gamma) if self.legacy_identity_omega else self.gamma
+
+    def field(self, c: torch.Tensor) -> KuramotoField:
+        """The layer's vector field for stimulus ``c`` ``[B, C, H, W]`` (normalised here by ``stimulus_norm``).
+
+        A new :class:`kuramoto.KuramotoField` per call, sharing this layer's coupling and Ω:
+        the stimulus is data of one call, and a gradient computed later (checkpoint recompute,
+        adjoint) must see that call's stimulus, not the one of a later call. Use it to analyse
+        the layer as a dynamical system (``field.energy(x)``, ``integrators.solve``); the state
+        is ``to_oscillators(x, n)``.
+        """
+        _check_feature_map(c, "c", self.channels)
+        c_hat = self.stimulus_norm(c)
+        return KuramotoField(self.coupling, self.omega, stimulus=to_oscillators(c_hat, self.n), project=self.project)
+
+    @staticmethod
+    def _energies(field: KuramotoField, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Paper energy and official logged energy of one state batch, sharing one evaluation of ``J``."""
+        jx = field.coupling(x)
+        c = field.stimulus
+        cx = inner(x, c).sum(dim=(1, 2, 3, 4)) if c is not None else x.new_zeros(x.shape[0])
+        jxx = inner(x, jx).sum(dim=(1, 2, 3, 4))
+        return -0.5 * jxx - cx, -jxx - cx
+
+    def forward(self, c: torch.Tensor, x0: torch.Tensor | None = None, *, steps: int | None = None,
+                generator: torch.Generator | None = None, return_trajectory: bool = False,
+                save_states: bool = True) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
+        """Run the layer.
+
+        Args:
+            c: stimulus ``[B, C, H, W]`` (normalised inside by ``stimulus_norm``, once).
+            x0: initial state ``[B, C, H, W]`` (normalised per group of ``n`` channels), or
+                ``None`` for a random state drawn from ``generator``.
+            steps: T for this call (e.g. more steps at test time); default the constructor's.
+                For a continuous layer: the number of trajectory intervals.
+            generator: random generator of the initial state when ``x0`` is ``None``.
+            return_trajectory: also return a :class:`Trajectory` (states and both energies).
+            save_states: with ``return_trajectory``, keep the states in the trajectory
+                (``False`` keeps only the energies, ``Trajectory.states = None``).
+
+        Returns:
+            ``x_T`` ``[B, C, H, W]``, or ``(x_T, Trajectory)``.
+        """
+        _check_feature_map(c, "c", self.channels)
+        ref = self.gamma
+        if c.dtype != ref.dtype or c.device != ref.device:
+            raise TypeError(f"c: dtype/device {c.dtype}/{c.device} does not match the layer's {ref.dtype}/{ref.device};"
+                            f" move one of them (e.g. layer.to(c))")
+        if x0 is None:
+            x0 = initial_state(c, self.n, "random", generator=generator)
+        else:
+            _check_feature_map(x0, "x0", self.channels)
+            if x0.shape != c.shape:
+                raise ValueError(f"x0: expected the stimulus's shape {tuple(c.shape)}, got {tuple(x0.shape)}")
+            if x0.dtype != c.dtype or x0.device != c.device:
+                raise TypeError(f"x0: dtype/device {x0.dtype}/{x0.device} does not match c's {c.dtype}/{c.device}")
+        T = self.steps if steps is None else steps
+        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+        if not isinstance(return_trajectory, bool):
+            raise TypeError(f"return_trajectory: expected a bool, got {type(return_trajectory).__name__}")
+
+        field = self.field(c)
+        x = normalize(to_oscillators(x0, self.n))
+        xT, xs, ts = self._run(field, x, T, return_trajectory)
+        if not return_trajectory:
+            return to_features(xT)
+        energy, logged = [], [x.new_zeros(x.shape[0])]
+        for t in range(xs.shape[0]):  # one state at a time: attention on all T+1 states at once can be huge
+            e, le = self._energies(field, xs[t])
+            energy.append(e)
+            if t < xs.shape[0] - 1:
+                logged.append(le)
+        states = None
+        if save_states:
+            states = xs.permute(0, 1, 2, 5, 3, 4).reshape(xs.shape[0], x.shape[0], self.channels, *x.shape[2:4])
+        traj = Trajectory(ts=ts, states=states, energy=torch.stack(energy), logged_energy=torch.stack(logged))
+        return to_features(xT), traj
+
+    def _run(self, field: KuramotoField, x: torch.Tensor, T: int,
+             keep: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Integrate from the oscillator state ``x``; returns ``(x_T, states [T+1, ...] | None, ts [T+1])``."""
+        solver_cls = METHODS[self.method]
+        if self.t_span is None:
+            dt = self.step_size()
+            if solver_cls.native:
+                xT, xs, _ = step_fixed(field, x, method=self.method, dt=dt, steps=T, checkpoint=self.adjoint,
+                                       return_states=keep)
+                ts = torch.arange(T + 1, dtype=torch.float64, device=x.device) * float(dt.detach()) if keep else None
+                return xT, xs, ts
+            # A torchdiffeq fixed-step method: T steps of size γ on the grid t_k = k γ (γ fixed here).
+            h = float(dt)
+            ts = torch.arange(T + 1, dtype=torch.float64, device=x.device) * h
+            sol = solve(field, x, ts, method=self.method, dt=h, save_states=True)
+            return sol.xs[-1], sol.xs, ts
+        t0, t1 = self.t_span
+        ts = torch.linspace(t0, t1, T + 1 if keep else 2, dtype=torch.float64, device=x.device)
+        tol = {"rtol": self.rtol, "atol": self.atol} if solver_cls.uses_tolerances else {}
+        sol = solve(field, x, ts, method=self.method, dt=self.dt, adjoint=self.adjoint, **tol)
+        return sol.xs[-1], sol.xs, ts
+
+    def extra_repr(self) -> str:
+        run = f"steps={self.steps}" if self.t_span is None else f"t_span={self.t_span}"
+        s = f"n={self.n}, channels={self.channels}, {run}, method={self.method!r}, adjoint={self.adjoint}"
+        return s + (", legacy_identity_omega=True" if self.legacy_identity_omega else "")

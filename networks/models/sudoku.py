@@ -1,0 +1,236 @@
+"""The Sudoku AKOrN (AKORN.md §4.2) and the board helpers shared with the Sudoku baselines.
+
+Boards are ``S × S`` grids of boxes ``rows × cols`` with ``S = rows · cols`` digits (the
+classic 9 × 9 board has 3 × 3 boxes; 4 × 4 has 2 × 2, 6 × 6 has 2 × 3). A board is given
+either as an integer grid ``[B, S, S]`` (0 = blank, 1…S = digit) or one-hot ``[B, S, S, S]``
+(all-zero vector for a blank, as in the SATNet files).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from kuramoto.couplings.image import Attention, Conv
+from kuramoto.frequencies import RotationPairs
+
+from ..blocks import FF, ReadOut, ResBlock, _normalize_groups, _positive_int
+from ..layer import KuramotoLayer
+from ..layer import initial_state as layer_initial_state
+
+__all__ = ["SudokuAKOrN", "board_digits", "check_box_shape"]
+
+
+def check_box_shape(box_shape: object) -> tuple[int, int]:
+    """Validate a box shape ``(rows, cols)``; the board side is ``rows · cols``."""
+    if (not isinstance(box_shape, (tuple, list)) or len(box_shape) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in box_shape)):
+        raise ValueError(f"box_shape: expected a pair of positive integers (rows, cols), e.g. (3, 3) for 9×9 "
+                         f"boards or (2, 3) for 6×6, got {box_shape!r}")
+    if box_shape[0] * box_shape[1] < 2:
+        raise ValueError(f"box_shape: the board side rows·cols must be at least 2, got {box_shape!r}")
+    return int(box_shape[0]), int(box_shape[1])
+
+
+def board_digits(board: object, size: int, name: str = "board") -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer digits and the given-cell mask of a board in either input format.
+
+    Args:
+        board: integer grid ``[B, S, S]`` (values ``0…S``, 0 = blank, any integer dtype) or
+            one-hot ``[B, S, S, S]`` (bool, integer or floating; all-zero = blank).
+        size: the board side S.
+        name: argument name used in error messages.
+
+    Returns:
+        ``(digits, given)``: ``digits`` ``[B, S, S]`` int64 in ``0…S``, ``given`` ``[B, S, S]``
+        bool (True where a digit is given).
+
+    Raises:
+        TypeError: not a tensor, or a floating-point integer grid.
+        ValueError: wrong shape; on CPU also values out of range or a one-hot cell with more
+            than one 1 (checked there only: on an accelerator the check would force a sync).
+    """
+    if not isinstance(board, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(board).__name__}")
+    s = size
+    check_values = board.device.type == "cpu"
+    if board.dim() == 3:
+        if board.shape[1:] != (s, s):
+            raise ValueError(f"{name}: expected an integer grid [B, {s}, {s}] or one-hot [B, {s}, {s}, {s}], "
+                             f"got shape {tuple(board.shape)}")
+        if board.is_floating_point() or board.is_complex() or board.dtype == torch.bool:
+            raise TypeError(f"{name}: an integer grid [B, S, S] must have an integer dtype, got {board.dtype}")
+        digits = board.long()
+        if check_values and board.numel() and (int(digits.min()) < 0 or int(digits.max()) > s):
+            raise ValueError(f"{name}: digits must lie in 0…{s} (0 = blank), got values in "
+                             f"[{int(digits.min())}, {int(digits.max())}]")
+        return digits, digits > 0
+    if board.dim() == 4:
+        if board.shape[1:] != (s, s, s):
+            raise ValueError(f"{name}: expected one-hot [B, {s}, {s}, {s}] or an integer grid [B, {s}, {s}], "
+                             f"got shape {tuple(board.shape)}")
+        if board.is_complex():
+            raise TypeError(f"{name}: expected a real or bool one-hot tensor, got {board.dtype}")
+        if check_values and board.numel():
+            ok = ((board == 0) | (board == 1)).all() and (board.to(torch.int64).sum(-1) <= 1).all()
+            if not bool(ok):
+                raise ValueError(f"{name}: a one-hot board must hold 0/1 values with at most one 1 per cell")
+        hot = board != 0
+        given = hot.any(dim=-1)
+        digits = (hot.to(torch.int64).argmax(dim=-1) + 1) * given
+        return digits, given
+    raise ValueError(f"{name}: expected an integer grid [B, {s}, {s}] or one-hot [B, {s}, {s}, {s}], "
+                     f"got shape {tuple(board.shape)}")
+
+
+class SudokuAKOrN(nn.Module):
+    """AKOrN Sudoku solver (AKORN.md §4.2).
+
+    Each cell is a token carrying ``C/n`` oscillators. The digit embedding
+    ``Embedding(S+1, C)`` of the board is the stimulus ``c [B, C, S, S]``; the oscillators of
+    given cells start at their (normalised) embedding, those of blank cells at random points.
+    Every block runs a Kuramoto layer (attention coupling with GTA on the ``S × S`` grid,
+    learnable step size γ, global learned Ω, no stimulus normalisation) and a readout
+    ``ReadOut(C → C, group=n, 1×1)`` followed, with ``nl=True``, by the non-linear tail
+    ``ResBlock(FF(C, C, hidden=C, 1×1, no norm)) → ReLU → conv 1×1``. The last readout goes
+    through ``ReLU → conv 1×1 (C → S)`` to per-cell digit logits.
+
+    Args:
+        box_shape: ``(rows, cols)`` of a box; board side ``S = rows · cols`` (default (3, 3)).
+        width: channels C (512), a multiple of ``n`` and ``heads``.
+        depth: Kuramoto blocks L (1). Block ``l+1`` takes the readout of block ``l`` as its
+            stimulus and its final state as initial state.
+        n: oscillator dimension (4).
+        steps: Kuramoto steps T in training (16); ``forward(steps=…)`` runs any T (the paper
+            evaluates with 128).
+        gamma: initial step size γ (1.0).
+        learn_gamma: train γ (True, as in the official Sudoku model).
+        coupling: ``"attn"`` (the paper's) or ``"conv"`` (kernel ``kernel_size``).
+        heads: attention heads (8; head size 64 at width 512).
+        gta: geometric transform attention on the cell grid (True).
+        kernel_size: kernel of the conv coupling (only with ``coupling="conv"``).
+        omega: initial global ω (0.5), or ``None`` for Ω = 0.
+        learn_omega: train ω (True).
+        global_omega: one ω per layer (True) or one per channel pair.
+        nl: non-linear readout tail (True).
+        fixed_noise: start blank cells from one fixed noise tensor (seed 42, shared by the
+            batch) instead of fresh noise; the official deterministic option.
+
+    Paper values: width 512, n 4, L 1, T 16 (eval 128), 8 heads, Ω init 0.5 learned, γ learned
+    from 1, Adam 1e-3.
+    """
+
+    def __init__(self, box_shape: tuple[int, int] = (3, 3), width: int = 512, depth: int = 1, n: int = 4,
+                 steps: int = 16, gamma: float = 1.0, learn_gamma: bool = True,
+                 coupling: Literal["attn", "conv"] = "attn", heads: int = 8, gta: bool = True, kernel_size: int = 3,
+                 omega: float | None = 0.5, learn_omega: bool = True, global_omega: bool = True, nl: bool = True,
+                 fixed_noise: bool = False) -> None:
+        super().__init__()
+        self.box_shape = check_box_shape(box_shape)
+        s = self.size = self.box_shape[0] * self.box_shape[1]
+        _positive_int(width, "width")
+        _positive_int(depth, "depth")
+        _positive_int(n, "n", minimum=2)
+        if width % n:
+            raise ValueError(f"width: must be a multiple of n={n}, got {width}")
+        if coupling not in ("attn", "conv"):
+            raise ValueError(f"coupling: expected 'attn' or 'conv', got {coupling!r}")
+        if omega is not None and n % 2:
+            raise ValueError(f"omega: the rotation Ω needs an even n, got n={n}; pass omega=None")
+        self.width, self.n, self.depth, self.steps = width, n, depth, steps
+        self.embed = nn.Embedding(s + 1, width)
+        self.layers = nn.ModuleList()
+        self.readouts = nn.ModuleList()
+        for _ in range(depth):
+            if coupling == "attn":
+                J: nn.Module = Attention(width, n, heads=heads, gta=gta, grid=(s, s) if gta else None)
+            else:
+                J = Conv(width, n, kernel_size)
+            om = None if omega is None else RotationPairs(n, None if global_omega else width // n, spatial_dims=2,
+                                                          init_omega=float(omega), learnable=learn_omega)
+            self.layers.append(KuramotoLayer(J, n, width, omega=om, stimulus_norm="none", steps=steps, gamma=gamma,
+                                             learn_gamma=learn_gamma))
+            tail: list[nn.Module] = [ReadOut(width, width, group=n, kernel_size=1)]
+            if nl:
+                tail += [ResBlock(FF(width, width, hidden=width, kernel_size=1, norm="none")), nn.ReLU(),
+                         nn.Conv2d(width, width, 1)]
+            self.readouts.append(nn.Sequential(*tail))
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(width, s, 1))
+        self.fixed_noise = bool(fixed_noise)
+        if self.fixed_noise:
+            g = torch.Generator().manual_seed(42)
+            self.register_buffer("noise", torch.randn(1, width, s, s, generator=g), persistent=False)
+        else:
+            self.register_buffer("noise", None, persistent=False)
+
+    @classmethod
+    def tiny(cls, box_shape: tuple[int, int] = (3, 3), **kwargs: object) -> SudokuAKOrN:
+        """32 channels, n = 4, 4 heads, T = 4, for tests."""
+        cfg = dict(width=32, depth=1, n=4, steps=4, heads=4)
+        cfg.update(kwargs)
+        return cls(box_shape, **cfg)  # type: ignore[arg-type]
+
+    def stimulus(self, board: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Digit embedding and given mask.
+
+        Args:
+            board: ``[B, S, S]`` integer grid or ``[B, S, S, S]`` one-hot.
+
+        Returns:
+            ``(c, given)``: ``c`` ``[B, C, S, S]``, ``given`` ``[B, 1, S, S]`` bool.
+        """
+        digits, given = board_digits(board, self.size)
+        c = self.embed(digits.to(self.embed.weight.device)).permute(0, 3, 1, 2)
+        return c, given.to(c.device).unsqueeze(1)
+
+    def initial_state(self, board: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Oscillators at step 0: the normalised embedding at given cells, noise at blanks.
+
+        Args:
+            board: ``[B, S, S]`` integer grid or ``[B, S, S, S]`` one-hot.
+            generator: random generator for the blank-cell noise (ignored with ``fixed_noise``).
+
+        Returns:
+            ``[B, C, S, S]``, unit length per group of ``n`` channels.
+        """
+        c, given = self.stimulus(board)
+        return self._initial_state(c, given, generator)
+
+    def _initial_state(self, c: torch.Tensor, given: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        if self.noise is None:
+            return layer_initial_state(c, self.n, "given", given_mask=given, generator=generator)
+        return _normalize_groups(torch.where(given, c, self.noise.to(c.dtype)), self.n)
+
+    def forward(self, board: torch.Tensor, *, steps: int | None = None, generator: torch.Generator | None = None,
+                return_energy: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Per-cell digit logits.
+
+        Args:
+            board: integer grid ``[B, S, S]`` (0 = blank) or one-hot ``[B, S, S, S]``.
+            steps: Kuramoto steps T of every layer (default: the constructor's).
+            generator: random generator of the blank-cell noise (ignored with ``fixed_noise``).
+            return_energy: also return the per-step energies of the last Kuramoto layer.
+
+        Returns:
+            ``logits`` ``[B, S, S, S]`` (last axis = digit ``1…S``), and with
+            ``return_energy=True`` also ``energy`` ``[T+1, B]``: the energy the official code
+            logs (``Trajectory.logged_energy``: entry 0 is zero, entry ``t`` is
+            ``−Σ x_{t−1} ⊙ (J x_{t−1} + c)``). Energy voting keeps the copy with the lowest
+            last entry or sum.
+        """
+        c, given = self.stimulus(board)
+        x = self._initial_state(c, given, generator)
+        traj = None
+        for i, (layer, readout) in enumerate(zip(self.layers, self.readouts)):
+            last = i == self.depth - 1
+            if last and return_energy:
+                x, traj = layer(c, x, steps=steps, return_trajectory=True, save_states=False)
+            else:
+                x = layer(c, x, steps=steps)
+            c = readout(x)
+        logits = self.head(c).permute(0, 2, 3, 1)
+        if return_energy:
+            return logits, traj.logged_energy
+        return logits
