@@ -45,6 +45,8 @@ REGISTRY: dict[str, Entry] = {
     "sync": Entry("studies.sync", "synchronisation transition r(K) against mean-field theory (the main job)"),
     "landscape": Entry("studies.landscape", "energy landscapes: fixed points, their energies and basins"),
     "integrators": Entry("studies.methods", "integrator comparison: order, work-precision, sphere drift"),
+    "sudoku": Entry("studies.sudoku.study", "Sudoku reasoning: train, then evaluate more steps and energy-based selection"),
+    "objects": Entry("studies.objects.study", "unsupervised object discovery: SimCLR training, clustering, FG-ARI and MBO"),
     "bench": Entry("studies.bench:main", "performance benchmarks (results in a file)"),
     "show": Entry("studies.show", "print what a result file holds and write its plot"),
 }

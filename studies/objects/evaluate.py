@@ -1,0 +1,338 @@
+"""Evaluation of object discovery: features → masks → FG-ARI / MBO, and the oscillators over time.
+
+The official ``eval_obj.py`` pipeline (AKORN.md §5.2): the EMA weights; the feature map of
+every test image (AKOrN: the final readout map; ItrSA/ViT: the final LayerNorm output),
+optionally up-tiled; then :func:`studies.objects.metrics.cluster_features` (L2 normalisation,
+per-image PCA to 128 dimensions, agglomerative clustering with average linkage into K
+clusters, nearest upsampling) and the scores :func:`~studies.objects.metrics.fg_ari` and
+:func:`~studies.objects.metrics.mbo`, summarised as mean ± std over images.
+
+For AKOrN two views of *binding* are added:
+
+* ``fg_ari_by_step``: the same clustering applied to the oscillator states ``x_t`` of the last
+  block at every Kuramoto step ``t = 0..T`` (instead of the readout). At ``t = 0`` the
+  oscillators are random and the score is near 0; it rises as oscillators of the same object
+  synchronise, so the curve shows binding happen step by step.
+* ``state_rgb``: a colour per token and step. For each example the final states ``x_T`` (all
+  ``C/n`` oscillators of a token concatenated into one vector) are reduced by PCA to their
+  three main directions; every step's states are projected on those directions and the three
+  coordinates, scaled by their range at ``t = T``, are shown as red, green and blue. Tokens
+  whose oscillators point the same way get the same colour, so objects appear as patches of
+  one colour once their oscillators have synchronised; the random start is noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from studies.objects.data import SceneData
+from studies.objects.metrics import cluster_features, fg_ari, mbo, summarize, uptile
+from studies.objects.study import Config, eval_path
+
+__all__ = ["MODEL_NAMES", "evaluate", "evaluate_run", "extract_features", "pca_colours", "summary_text"]
+
+#: Display names of the ``model`` config values.
+MODEL_NAMES = {"akorn": "AKOrN", "itrsa": "ItrSA", "vit": "ViT"}
+
+
+def _is_akorn(model: nn.Module) -> bool:
+    from networks.models import ObjectAKOrN
+
+    return isinstance(model, ObjectAKOrN)
+
+
+def _check_model(model: Any) -> nn.Module:
+    from networks.models import ObjectAKOrN, ObjectViT
+
+    if not isinstance(model, (ObjectAKOrN, ObjectViT)):
+        raise TypeError(f"model: expected an ObjectAKOrN or ObjectViT, got {type(model).__name__}")
+    return model
+
+
+def _feature_fn(model: nn.Module, steps: int | None,
+                generator: torch.Generator | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    if _is_akorn(model):
+        return lambda x: model.features(x, steps=steps, generator=generator)
+    return lambda x: model.features(x, steps=steps)
+
+
+def extract_features(model: nn.Module, images: torch.Tensor, *, steps: int | None = None, batch_size: int = 64,
+                     generator: torch.Generator | None = None, uptile_r: int = 1) -> torch.Tensor:
+    """Feature maps of ``images`` in batches (no gradients), on the CPU.
+
+    Args:
+        model: an :class:`~networks.models.ObjectAKOrN` or :class:`~networks.models.ObjectViT`.
+        images: ``[M, 3, H, W]`` float in ``[0, 1]`` (any device; moved to the model's).
+        steps: Kuramoto steps / attention iterations (default: the model's).
+        batch_size: images per forward pass.
+        generator: random generator of AKOrN's initial oscillators (on the model's device).
+        uptile_r: up-tiling factor r (1: plain feature map).
+
+    Returns:
+        ``[M, C, h·r, w·r]`` float32 on the CPU.
+    """
+    model = _check_model(model)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise ValueError(f"images: expected a tensor [M, 3, H, W], got {getattr(images, 'shape', type(images))}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    device = next(model.parameters()).device
+    fn = _feature_fn(model, steps, generator)
+    out = []
+    with torch.no_grad():
+        for lo in range(0, images.shape[0], batch_size):
+            x = images[lo:lo + batch_size].to(device)
+            out.append(uptile(fn, x, uptile_r, model.patch_size).float().cpu())
+    return torch.cat(out, dim=0)
+
+
+def pca_colours(maps: torch.Tensor, reference: torch.Tensor | None = None) -> np.ndarray:
+    """RGB colours of feature vectors from a per-image 3-D PCA.
+
+    For each image the PCA is fitted on ``reference`` (default: ``maps`` itself; for the
+    oscillator states, the final step): centre the vectors over positions, take the three
+    leading eigenvectors of their covariance, project, and map each coordinate linearly so that
+    the reference's range becomes [0, 1] (values outside are clipped). Vectors that point the
+    same way get the same colour.
+
+    Args:
+        maps: ``[S, B, C, h, w]`` (S maps per image, e.g. steps) or ``[B, C, h, w]``.
+        reference: ``[B, C, h, w]`` vectors to fit the PCA on.
+
+    Returns:
+        ``[B, S, h, w, 3]`` (or ``[B, h, w, 3]`` for 4-D ``maps``) float32 in [0, 1].
+    """
+    single = maps.ndim == 4
+    if single:
+        maps = maps.unsqueeze(0)
+    if maps.ndim != 5:
+        raise ValueError(f"maps: expected [S, B, C, h, w] or [B, C, h, w], got shape {tuple(maps.shape)}")
+    ref = maps[-1] if reference is None else reference
+    s, b, c, h, w = maps.shape
+    if ref.shape != (b, c, h, w):
+        raise ValueError(f"reference: expected shape {(b, c, h, w)}, got {tuple(ref.shape)}")
+    x = maps.detach().to(torch.float64).cpu().reshape(s, b, c, h * w).permute(1, 0, 3, 2)   # [B, S, N, C]
+    r = ref.detach().to(torch.float64).cpu().reshape(b, c, h * w).transpose(1, 2)           # [B, N, C]
+    mean = r.mean(dim=1, keepdim=True)
+    rc = r - mean
+    _, vecs = torch.linalg.eigh(rc.transpose(1, 2) @ rc)             # ascending eigenvalues
+    top = vecs.flip(-1)[:, :, :3]                                       # [B, C, k<=3]
+    proj_ref = rc @ top                                                  # [B, N, k]
+    lo, hi = proj_ref.amin(dim=1, keepdim=True), proj_ref.amax(dim=1, keepdim=True)
+    scale = torch.where(hi - lo > 1e-12, hi - lo, torch.ones_like(hi))
+    proj = ((x - mean.unsqueeze(1)) @ top.unsqueeze(1) - lo.unsqueeze(1)) / scale.unsqueeze(1)   # [B, S, N, k]
+    if proj.shape[-1] < 3:   # fewer than three channels: pad with mid-grey
+        proj = torch.cat([proj, torch.full((*proj.shape[:-1], 3 - proj.shape[-1]), 0.5, dtype=proj.dtype)], dim=-1)
+    out = proj.clamp(0.0, 1.0).reshape(b, s, h, w, 3).float().numpy()
+    return out[:, 0] if single else out
+
+
+def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int | None = 128, uptile_r: int = 1,
+             steps: int | None = None, batch_size: int = 64, num_examples: int = 8, seed: int = 0,
+             progress: bool = False) -> xr.Dataset:
+    """Segment every scene by clustering the model's features and score the masks.
+
+    Args:
+        model: an :class:`~networks.models.ObjectAKOrN` or :class:`~networks.models.ObjectViT`
+            (put in eval mode; its device is used).
+        scenes: test scenes with ground-truth masks.
+        clusters: K clusters per image.
+        pca_dim: per-image PCA dimension (``None``: no PCA).
+        uptile_r: up-tiling factor r.
+        steps: Kuramoto steps / iterations (default: the model's).
+        batch_size: images per forward pass.
+        num_examples: scenes (the first ones) whose images, masks and colours are stored.
+        seed: seed of AKOrN's random initial oscillators.
+        progress: show a progress bar.
+
+    Returns:
+        The Dataset described in :func:`evaluate_run` (without file attributes).
+    """
+    from tqdm import tqdm
+
+    model = _check_model(model)
+    if not isinstance(scenes, SceneData):
+        raise TypeError(f"scenes: expected a SceneData, got {type(scenes).__name__}")
+    for name, value in (("clusters", clusters), ("num_examples", num_examples), ("batch_size", batch_size),
+                        ("uptile_r", uptile_r)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    if len(scenes) == 0:
+        raise ValueError("scenes: no test scenes")
+    model.eval()
+    device = next(model.parameters()).device
+    g = torch.Generator(device=device).manual_seed(int(seed))
+    akorn = _is_akorn(model)
+    size = scenes.image_size
+    m, e = len(scenes), min(num_examples, len(scenes))
+    images = torch.from_numpy(scenes.images)
+    masks = scenes.masks
+    preds = np.empty((m, *size), np.int16)
+    step_ari: np.ndarray | None = None
+    ex_feats: list[torch.Tensor] = []
+    ex_states: list[torch.Tensor] = []
+    fn = _feature_fn(model, steps, g)
+    bar = tqdm(range(0, m, batch_size), desc="eval", unit="batch", disable=not progress, dynamic_ncols=True)
+    with torch.no_grad():
+        for lo in bar:
+            x = images[lo:lo + batch_size].to(device)
+            hi = lo + x.shape[0]
+            if akorn:
+                feats, block_states = model.features(x, steps=steps, generator=g, return_states=True)
+                states = block_states[-1].float().cpu()                       # [T+1, b, C, h, w]
+                if uptile_r > 1:
+                    feats = uptile(fn, x, uptile_r, model.patch_size)
+                if step_ari is None:
+                    step_ari = np.full((states.shape[0], m), np.nan)
+                for t in range(states.shape[0]):   # a loop over the T+1 steps, each clustering the whole batch
+                    labels = cluster_features(states[t], clusters, pca_dim, image_size=size)
+                    step_ari[t, lo:hi] = fg_ari(masks[lo:hi], labels)
+                if lo < e:
+                    ex_states.append(states[:, :e - lo])
+            else:
+                feats = uptile(fn, x, uptile_r, model.patch_size)
+            feats = feats.float().cpu()
+            preds[lo:hi] = cluster_features(feats, clusters, pca_dim, image_size=size)
+            if lo < e:
+                ex_feats.append(feats[:e - lo])
+    ari, overlap = fg_ari(masks, preds), mbo(masks, preds)
+    sa, so = summarize(ari), summarize(overlap)
+    feats_e = torch.cat(ex_feats, dim=0)
+    one = {"units": "1"}
+    data_vars: dict[str, Any] = {
+        "fg_ari": ("image", ari, {"long_name": "foreground adjusted Rand index of the predicted masks", **one}),
+        "mbo": ("image", overlap, {"long_name": "mean best overlap (IoU) of the ground-truth objects", **one}),
+        "num_objects": ("image", scenes.num_objects.astype(np.int64), {"long_name": "objects in the ground truth",
+                                                                        **one}),
+        "fg_ari_mean": ((), sa.mean, {"long_name": "FG-ARI, mean over images with objects", **one}),
+        "fg_ari_std": ((), sa.std, {"long_name": "FG-ARI, standard deviation over images", **one}),
+        "mbo_mean": ((), so.mean, {"long_name": "MBO, mean over images with objects", **one}),
+        "mbo_std": ((), so.std, {"long_name": "MBO, standard deviation over images", **one}),
+        "images_scored": ((), np.int64(sa.count), {"long_name": "images with at least one foreground pixel", **one}),
+        "example_index": ("example", np.arange(e, dtype=np.int64), {"long_name": "index of the example in the test set",
+                                                                    **one}),
+        "example_image": (("example", "channel", "y", "x"), scenes.images[:e],
+                          {"long_name": "example image (RGB)", **one}),
+        "example_true_mask": (("example", "y", "x"), masks[:e].astype(np.int16),
+                              {"long_name": "ground-truth instance ids (0 background, -1 ignore)", **one}),
+        "example_pred_mask": (("example", "y", "x"), preds[:e],
+                              {"long_name": "predicted cluster labels", **one}),
+        "example_feature_rgb": (("example", "fy", "fx", "channel"), pca_colours(feats_e),
+                                {"long_name": "features shown as RGB: per-image 3-D PCA of the clustered feature map",
+                                 **one}),
+    }
+    coords: dict[str, Any] = {
+        "image": ("image", np.arange(m, dtype=np.int64), {"long_name": "test scene index", **one}),
+        "channel": ("channel", np.array(["red", "green", "blue"]), {"long_name": "colour channel"}),
+    }
+    if akorn and step_ari is not None:
+        states_e = torch.cat(ex_states, dim=1)                                   # [T+1, E, C, h, w]
+        coords["step"] = ("step", np.arange(step_ari.shape[0], dtype=np.int64),
+                          {"long_name": "Kuramoto step t of the last block", **one})
+        data_vars["fg_ari_by_step"] = (("step", "image"), step_ari,
+                                       {"long_name": "FG-ARI of clustering the oscillator states x_t of the last "
+                                                     "block", **one})
+        data_vars["state_rgb"] = (("example", "step", "ty", "tx", "channel"), pca_colours(states_e),
+                                  {"long_name": "oscillator states shown as RGB: per-image 3-D PCA of x_T, every "
+                                                "step projected on it", **one})
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds.attrs.update({"clusters": int(clusters), "pca_dim": -1 if pca_dim is None else int(pca_dim),
+                     "uptile": int(uptile_r), "eval_seed": int(seed), "dataset_name": scenes.name,
+                     "model_class": type(model).__name__})
+    return ds
+
+
+def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True, device: str = "auto") -> xr.Dataset:
+    """Evaluate the EMA weights of a trained run and write :func:`~studies.objects.study.eval_path` atomically.
+
+    Dataset (dims ``image`` = test scenes, ``example`` = the first ``num_examples`` scenes,
+    ``step`` = Kuramoto steps 0..T (AKOrN only), ``y, x`` = image pixels, ``fy, fx`` = the
+    clustered feature map, ``ty, tx`` = the token grid, ``channel`` = red/green/blue):
+
+    * per image: ``fg_ari``, ``mbo`` (fractions; NaN for an image without objects),
+      ``num_objects``;
+    * scalars: ``fg_ari_mean``, ``fg_ari_std``, ``mbo_mean``, ``mbo_std`` (over images),
+      ``images_scored``;
+    * examples: ``example_index``, ``example_image``, ``example_true_mask``,
+      ``example_pred_mask``, ``example_feature_rgb``;
+    * AKOrN: ``fg_ari_by_step (step, image)`` and ``state_rgb (example, step, ty, tx,
+      channel)`` (see the module doc).
+
+    Attributes: the study config (JSON), seed, provenance (:func:`studies.storage.result_attrs`),
+    ``model``, ``dataset``, ``look_alike`` (1 for generated look-alike scenes), ``weights``
+    (``"ema"``), ``trained_epochs``, ``train_seconds``, ``clusters``,
+    ``pca_dim`` (-1 = none), ``uptile``, ``eval_steps``.
+
+    Raises:
+        FileNotFoundError: the directory holds no checkpoint.
+    """
+    from studies import storage
+    from studies.objects.train import build_model, load_scenes
+    from studies.training import CHECKPOINT_NAME, load_model_weights
+
+    cfg = config.resolved()
+    directory = Path(directory)
+    if not (directory / CHECKPOINT_NAME).is_file():
+        raise FileNotFoundError(f"run: no checkpoint in {str(directory)!r}; train it first with 'akorn objects train' "
+                                f"and the same options")
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model = build_model(cfg)
+    load_model_weights(directory, model, ema=True)
+    model.to(dev)
+    scenes = load_scenes(cfg, "test")
+    ds = evaluate(model, scenes, clusters=cfg.clusters, pca_dim=cfg.pca_dim, uptile_r=cfg.uptile,
+                  steps=cfg.eval_steps, batch_size=cfg.eval_batch, num_examples=cfg.num_examples, seed=cfg.eval_seed,
+                  progress=progress)
+    trained = _training_record(directory)
+    local = ds.attrs
+    ds.attrs = storage.result_attrs(
+        Config.study, config, cfg.seed, complete=1, model=cfg.model, dataset=cfg.dataset,
+        look_alike=int(cfg.data_root is None and cfg.dataset != "shapes"), weights="ema",
+        eval_steps=cfg.eval_steps if cfg.eval_steps is not None else model.steps, **trained, **local)
+    storage.write_dataset(ds, eval_path(config, directory))
+    return ds
+
+
+def _training_record(directory: Path) -> dict[str, Any]:
+    """Epochs and seconds of training, from the run's ``train.h5`` (empty if it is missing)."""
+    path = directory / "train.h5"
+    if not path.is_file():
+        return {}
+    with xr.open_dataset(path, engine="h5netcdf") as h:
+        out: dict[str, Any] = {"trained_epochs": int(h["epoch"].values[-1]) if h.sizes.get("epoch") else 0}
+        if "epoch_seconds" in h:
+            out["train_seconds"] = float(np.sum(h["epoch_seconds"].values))
+    return out
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
+def summary_text(ds: xr.Dataset) -> str:
+    """FG-ARI and MBO in percent (mean ± std over images), and the binding curve for AKOrN."""
+    if not isinstance(ds, xr.Dataset) or "fg_ari" not in ds:
+        raise ValueError("ds: expected an objects evaluation Dataset with an 'fg_ari' variable")
+    a = ds.attrs
+    source = ("look-alike scenes" if int(a.get("look_alike", 0)) else "scenes")
+    model = MODEL_NAMES.get(str(a.get("model")), a.get("model_class", "?"))
+    head = (f"{model} on {a.get('dataset', a.get('dataset_name', '?'))} "
+            f"{source}, {int(ds['images_scored'])} test images, K={a.get('clusters')}, up-tiling x{a.get('uptile')}"
+            + (f", EMA weights after {_epochs(int(a['trained_epochs']))}" if "trained_epochs" in a else ""))
+    lines = [head,
+             f"FG-ARI {100 * float(ds['fg_ari_mean']):.1f} ± {100 * float(ds['fg_ari_std']):.1f}   "
+             f"MBO {100 * float(ds['mbo_mean']):.1f} ± {100 * float(ds['mbo_std']):.1f}   "
+             f"(percent, mean ± std over images)"]
+    if "fg_ari_by_step" in ds:
+        curve = np.nanmean(ds["fg_ari_by_step"].values, axis=1) * 100
+        lines.append("FG-ARI of clustering the oscillators x_t: " +
+                     ", ".join(f"t={t} {v:.1f}" for t, v in zip(ds["step"].values, curve)))
+    return "\n".join(lines)

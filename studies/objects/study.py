@@ -1,0 +1,497 @@
+"""Unsupervised object discovery: train AKOrN / ItrSA / ViT with SimCLR, cluster features into masks.
+
+``akorn objects train --model akorn`` trains a model with SimCLR (two augmented views per
+image, InfoNCE with τ = 0.1) on multi-object scenes; ``akorn objects eval --model akorn``
+clusters the final feature map of each test image into masks and scores them with FG-ARI and
+MBO (mean ± std over images), writes ``eval.h5`` and a figure of images, masks and the
+oscillators' states over the Kuramoto steps. Default: the ``quick`` preset (Tetrominoes
+look-alike, a narrow model, CPU in under 2 hours); ``--preset paper`` is the published recipe.
+
+The paper's binding result (AKORN.md §4.3, §5.2, §7.2): oscillators that synchronise per object
+let a network segment scenes it never saw labels for. Pipeline, following the official
+``train_obj.py`` / ``eval_obj.py``:
+
+* **Data** (:mod:`studies.objects.data`): generated look-alikes of Tetrominoes / multi-dSprites
+  and the official Shapes recipe (scores on look-alikes are *not* comparable with the paper's),
+  or the published files with ``--data-root`` (Tetrominoes, multi-dSprites, CLEVR6, CLEVRTex).
+* **Training** (:mod:`studies.objects.train`): :class:`~studies.training.Trainer` (Adam, EMA,
+  atomic checkpoints, exact resume, DDP under ``torchrun``); batched SimCLR augmentations
+  (:mod:`studies.objects.augment`); InfoNCE over the global batch (embeddings all-gathered
+  across DDP ranks).
+* **Evaluation** (:mod:`studies.objects.evaluate`): EMA weights; final readout map (AKOrN) or
+  final LayerNorm output (ItrSA/ViT); optional up-tiling; per-image PCA to 128 dimensions;
+  agglomerative clustering (average linkage) into K clusters; FG-ARI and MBO.
+
+Files of a run, in ``<out>/<dataset>-<model>-seed<seed>/``: ``config.json`` (the study
+config), ``checkpoint.pt`` and ``train.h5`` (:class:`~studies.training.Trainer`),
+``train.png`` (loss and monitoring curves), ``eval.h5`` and ``eval.png`` (``eval-uptile4.h5`` …
+for other evaluation settings). Rerunning the same
+``train`` command resumes from the last completed epoch; ``eval`` refuses a run directory whose
+config differs in anything but the evaluation settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import xarray as xr
+
+from studies.config import ConfigError, StudyConfig, param
+
+__all__ = [
+    "CONFIG_NAME",
+    "DATASETS",
+    "DEFAULT_OUT",
+    "EVAL_FIELDS",
+    "FILENAME",
+    "Config",
+    "DatasetSpec",
+    "add_arguments",
+    "check_run_config",
+    "main",
+    "plot",
+    "eval_path",
+    "read_run_config",
+    "run",
+    "run_dir",
+    "summarize",
+]
+
+#: Result file of ``akorn objects eval`` with the default evaluation settings (see :func:`eval_path`).
+FILENAME = "eval.h5"
+#: Parent directory of the runs unless ``--out`` says otherwise.
+DEFAULT_OUT = "results/objects"
+#: The study config of a run, written when its training starts.
+CONFIG_NAME = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Per-dataset settings of the official runs (AKORN.md §4.3, §5.2, §5.5; ``scripts/synths.md``).
+
+    Attributes:
+        image_size: side of the (square) images fed to the model.
+        patch_size: patch side p of the paper's model (token grid ``image_size / p``).
+        clusters: K of the agglomerative clustering (objects + background).
+        width: channels C of the paper's model.
+        stimulus_norm: the paper's stimulus normalisation.
+        epochs: the paper's training epochs.
+        num_train: training scenes to generate (generated sets); published sets use their split.
+        num_test: test scenes (generated sets); published sets use their whole test split.
+        generated: a generator exists in :mod:`studies.objects.data` (else ``--data-root`` is needed).
+    """
+
+    image_size: int
+    patch_size: int
+    clusters: int
+    width: int
+    stimulus_norm: str
+    epochs: int
+    num_train: int
+    num_test: int
+    generated: bool
+
+
+#: The paper's settings per dataset. Shapes has no published run; its K is 4 shapes + background,
+#: the rest copies Tetrominoes' recipe (our choice).
+DATASETS: dict[str, DatasetSpec] = {
+    "tetrominoes": DatasetSpec(32, 4, 4, 128, "none", 50, 60_000, 320, True),
+    "dsprites": DatasetSpec(64, 4, 7, 128, "none", 50, 60_000, 320, True),
+    "shapes": DatasetSpec(40, 4, 5, 128, "none", 50, 40_000, 1_000, True),
+    "clevr": DatasetSpec(128, 8, 11, 256, "none", 300, 70_000, 320, False),
+    "clevrtex": DatasetSpec(128, 8, 11, 256, "gn", 500, 40_000, 5_000, False),
+}
+
+#: Fields that only affect ``eval``: they may differ between the training run and its evaluation.
+EVAL_FIELDS = frozenset({"clusters", "pca_dim", "uptile", "eval_steps", "num_test", "num_examples", "eval_batch",
+                         "eval_seed"})
+#: Fields that may change when a run is resumed or evaluated: more epochs (the trainer extends a
+#: run) and the monitoring, which runs under a forked RNG and does not change the weights.
+_RESUMABLE_FIELDS = frozenset({"epochs", "monitor_every", "monitor_images"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(StudyConfig):
+    """Parameters of the object-discovery study (defaults: the quick preset).
+
+    Fields left at ``None`` take the dataset's paper value from :data:`DATASETS`
+    (:meth:`resolved` fills them in).
+    """
+
+    study: ClassVar[str] = "objects"
+    # quick (the field defaults): the paper's Tetrominoes recipe scaled to a 2-core CPU. Measured
+    # under a load of 5-7 on 2 cores: AKOrN 2.6 s/step with --compile (5.3-6.4 s eager), ItrSA
+    # 3.0 s/step, so 14 epochs of 128 steps take about 1.5 h each. The EMA is updated every step
+    # (not every 10): with only ~1,800 steps, β = 0.998 every 10 steps would leave the evaluated
+    # weights about 70% those of step 200.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "quick": {},
+        # scripts/synths.md (Tetrominoes): C 128, patch 4, T 8, L 1, no stimulus norm, batch 256,
+        # 50 epochs of 60k scenes, Adam 1e-3, EMA 0.998 every 10 steps after 200.
+        "paper": {"num_train": None, "width": None, "batch_size": 256, "epochs": None, "ema_every": 10,
+                  "monitor_images": 320, "monitor_every": 5},
+    }
+
+    model: Literal["akorn", "itrsa", "vit"] = param(
+        "akorn", "network: AKOrN (attention coupling, GTA), ItrSA (one attention block iterated T times) or ViT "
+                 "(ItrSA with T = 1)")
+    dataset: Literal["tetrominoes", "shapes", "dsprites", "clevr", "clevrtex"] = param(
+        "tetrominoes", "scenes: generated look-alikes (tetrominoes, dsprites; shapes is the official toy recipe) "
+                       "unless --data-root points to the published files; clevr and clevrtex need --data-root")
+    data_root: str | None = param(None, "directory of the published files (official converter's .npz files, or the "
+                                        "CLEVRTex PNGs); none: generate the scenes", metavar="DIR")
+    num_train: int | None = param(8192, "training scenes (none: the dataset's paper count; published sets: at most "
+                                        "this many of the train split)")
+    data_seed: int = param(0, "seed of the generated scenes (train uses 2·seed, test 2·seed + 1, monitoring "
+                              "2·seed + 2)")
+    width: int | None = param(64, "channels C of the feature maps (none: the dataset's paper width)")
+    depth: int = param(1, "blocks L")
+    n: int = param(4, "oscillator dimension (AKOrN)")
+    steps: int = param(8, "Kuramoto steps T per block (AKOrN) or attention iterations (ItrSA; ViT uses 1)")
+    heads: int = param(8, "attention heads")
+    patch_size: int | None = param(None, "patch side p (none: the dataset's paper value)", units="pixel")
+    coupling: Literal["attn", "conv"] = param("attn", "AKOrN coupling J")
+    kernel_size: int = param(1, "kernel of the conv coupling (the paper's conv variants use 5 or 7)")
+    gta: bool = param(True, "geometric transform attention in AKOrN's coupling (ItrSA/ViT use a positional "
+                            "embedding, as the paper's baselines)")
+    stimulus_norm: Literal["auto", "gn", "sandb", "none"] = param(
+        "auto", "AKOrN stimulus normalisation (auto: the dataset's paper value, GroupNorm for CLEVRTex, none for the "
+                "others)")
+    legacy_identity_omega: bool = param(
+        True, "reproduce the official Ω-off quirk (effective step γ/(1+γ)) that every published object-discovery "
+              "number used")
+    epochs: int | None = param(14, "training epochs (none: the dataset's paper count)")
+    batch_size: int = param(64, "images per step; each gives two views, so InfoNCE sees 2·batch embeddings")
+    lr: float = param(1e-3, "Adam learning rate")
+    grad_clip: float | None = param(None, "clip the gradient's global L2 norm (none: no clipping, as the paper)")
+    ema_decay: float = param(0.998, "EMA factor of the weights that are evaluated")
+    ema_every: int = param(1, "EMA update every this many steps")
+    ema_after: int = param(200, "steps during which the EMA copy equals the weights")
+    temperature: float = param(0.1, "InfoNCE temperature τ")
+    crop_scale: float = param(0.08, "smallest area fraction of the random resized crop (largest: 1)")
+    hflip: bool = param(False, "random horizontal flips (off for the paper's object data)")
+    seed: int = param(1234, "seed of the model's initial weights, the data order and the augmentations")
+    monitor_every: int | None = param(1, "every this many epochs, score FG-ARI/MBO on monitoring scenes "
+                                         "(none: never)")
+    monitor_images: int = param(64, "monitoring scenes (generated with their own seed, or the val split)")
+    clusters: int | None = param(None, "clusters K per image (none: the dataset's paper value)")
+    pca_dim: int | None = param(128, "per-image PCA dimension before clustering (none: no PCA)")
+    uptile: int = param(1, "up-tiling factor r (r² shifted passes, an r× finer map; the paper uses 4)")
+    eval_steps: int | None = param(None, "Kuramoto steps / iterations at evaluation (none: as in training)")
+    num_test: int | None = param(None, "test scenes (none: the dataset's count of generated scenes, 320, or 1000 for "
+                                       "Shapes; published sets: the whole test split)")
+    num_examples: int = param(8, "test scenes whose images, masks and oscillator states are stored for the plot")
+    eval_batch: int = param(64, "images per forward pass at evaluation")
+    eval_seed: int = param(0, "seed of the oscillators' random initial states at evaluation")
+
+    def validate(self) -> None:
+        self._positive("num_train", "width", "depth", "n", "steps", "heads", "patch_size", "kernel_size", "epochs",
+                       "batch_size", "lr", "grad_clip", "ema_every", "temperature", "crop_scale", "monitor_every",
+                       "monitor_images", "clusters", "pca_dim", "uptile", "eval_steps", "num_test", "num_examples",
+                       "eval_batch")
+        self._positive("data_seed", "ema_after", "seed", "eval_seed", strict=False)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError("ema_decay", f"expected a factor in [0, 1), got {self.ema_decay}")
+        if self.crop_scale > 1.0:
+            raise ConfigError("crop_scale", f"expected an area fraction in (0, 1], got {self.crop_scale}")
+        if self.seed >= 2**31:
+            raise ConfigError("seed", f"expected a seed below 2**31, got {self.seed}")
+        spec = DATASETS[self.dataset]
+        if not spec.generated and self.data_root is None:
+            raise ConfigError("data_root", f"dataset {self.dataset!r} has no generator; point --data-root to the "
+                                           f"published files")
+        if self.model == "akorn":
+            if self.n < 2:
+                raise ConfigError("n", f"expected an oscillator dimension >= 2, got {self.n}")
+            if self.resolved_width % self.n:
+                raise ConfigError("width", f"must be a multiple of n={self.n}, got {self.resolved_width}")
+        if (self.model != "akorn" or self.coupling == "attn") and self.resolved_width % self.heads:
+            raise ConfigError("heads", f"must divide width={self.resolved_width}, got {self.heads}")
+        if self.model != "akorn" and self.resolved_width % 4:
+            raise ConfigError("width", f"ItrSA/ViT's 2-D sinusoidal embedding needs a multiple of 4, got "
+                                       f"{self.resolved_width}")
+        if self.model == "akorn" and self.coupling == "attn" and self.gta and (self.resolved_width // self.heads) % 2:
+            raise ConfigError("heads", f"GTA needs an even head size width/heads, got "
+                                       f"{self.resolved_width}/{self.heads}")
+        size, p = spec.image_size, self.resolved_patch_size
+        if size % p:
+            raise ConfigError("patch_size", f"must divide the image size {size} of {self.dataset!r}, got {p}")
+        if p % self.uptile:
+            raise ConfigError("uptile", f"must divide patch_size={p}, got {self.uptile}")
+        tokens = (size // p) ** 2 * self.uptile ** 2
+        if self.resolved_clusters > tokens:
+            raise ConfigError("clusters", f"at most the {tokens} feature-map positions, got {self.resolved_clusters}")
+
+    # -- values with the dataset defaults filled in -------------------------------------------
+    @property
+    def spec(self) -> DatasetSpec:
+        """The dataset's :class:`DatasetSpec`."""
+        return DATASETS[self.dataset]
+
+    @property
+    def image_size(self) -> int:
+        """Side of the images fed to the model."""
+        return self.spec.image_size
+
+    @property
+    def resolved_width(self) -> int:
+        """``width``, or the dataset's paper width."""
+        return self.spec.width if self.width is None else self.width
+
+    @property
+    def resolved_patch_size(self) -> int:
+        """``patch_size``, or the dataset's paper patch size."""
+        return self.spec.patch_size if self.patch_size is None else self.patch_size
+
+    @property
+    def resolved_clusters(self) -> int:
+        """``clusters``, or the dataset's paper K."""
+        return self.spec.clusters if self.clusters is None else self.clusters
+
+    def resolved(self) -> Config:
+        """A copy with every ``None`` that has a dataset default replaced by it."""
+        spec = self.spec
+        return self.replace(
+            num_train=spec.num_train if self.num_train is None and self.data_root is None else self.num_train,
+            width=self.resolved_width, patch_size=self.resolved_patch_size, clusters=self.resolved_clusters,
+            stimulus_norm=spec.stimulus_norm if self.stimulus_norm == "auto" else self.stimulus_norm,
+            epochs=spec.epochs if self.epochs is None else self.epochs,
+            num_test=spec.num_test if self.num_test is None and self.data_root is None else self.num_test,
+        )
+
+    def training_differences(self, other: Config, *, ignore: frozenset[str] = frozenset()) -> list[str]:
+        """Fields (other than :data:`EVAL_FIELDS` and ``ignore``) whose resolved values differ."""
+        a, b = self.resolved().to_dict(), other.resolved().to_dict()
+        return [k for k in a if k not in EVAL_FIELDS and k not in ignore and a[k] != b.get(k)]
+
+
+def eval_path(config: Config, directory: str | Path) -> Path:
+    """The evaluation file of ``config`` in a run directory.
+
+    ``eval.h5`` with the default evaluation settings; non-default up-tiling, step count or
+    cluster count are named in the file (``eval-uptile4.h5``, ``eval-T16.h5``, ``eval-K5.h5``)
+    so that evaluations with different settings sit side by side.
+    """
+    parts = ["eval"]
+    if config.uptile > 1:
+        parts.append(f"uptile{config.uptile}")
+    if config.eval_steps is not None:
+        parts.append(f"T{config.eval_steps}")
+    if config.clusters is not None:
+        parts.append(f"K{config.clusters}")
+    return Path(directory) / ("-".join(parts) + ".h5")
+
+
+def run_dir(config: Config, out: str | Path) -> Path:
+    """The run directory ``<out>/<dataset>-<model>-seed<seed>`` of a config."""
+    return Path(out) / f"{config.dataset}-{config.model}-seed{config.seed}"
+
+
+def read_run_config(directory: str | Path) -> Config | None:
+    """The config stored in a run directory, or ``None`` when there is none.
+
+    Raises:
+        ValueError: the file exists but is not a valid config.
+    """
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        return None
+    try:
+        return Config.from_json(path.read_text())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"run: {str(path)!r} is not a valid objects config ({exc}); move the directory away or use "
+                         f"another --out") from exc
+
+
+def check_run_config(config: Config, directory: str | Path, *, for_eval: bool) -> None:
+    """Refuse a run directory whose stored config differs in a training field.
+
+    Args:
+        config: the config of this command.
+        directory: the run directory.
+        for_eval: the check is for ``eval`` (only changes the message).
+
+    Raises:
+        ConfigError: naming the first differing field; evaluation settings, ``epochs`` and the
+            monitoring settings may differ.
+    """
+    saved = read_run_config(directory)
+    if saved is None:
+        return
+    diffs = config.training_differences(saved, ignore=_RESUMABLE_FIELDS)
+    if diffs:
+        name = diffs[0]
+        got, was = config.resolved().to_dict()[name], saved.resolved().to_dict()[name]
+        what = "evaluate" if for_eval else "resume"
+        raise ConfigError(name, f"the run in {str(directory)!r} was trained with {name}={was!r}, not {got!r}; cannot "
+                                f"{what} it (use the run's value, or another --out / --seed for a new run)")
+
+
+def plot(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write the evaluation figure of ``ds`` (see :func:`studies.objects.plots.plot_eval`)."""
+    from studies.objects.plots import plot_eval
+
+    return plot_eval(ds, path)
+
+
+def summarize(ds: xr.Dataset) -> str:
+    """One line per metric of an evaluation Dataset (percent, mean ± std over images)."""
+    from studies.objects.evaluate import summary_text
+
+    return summary_text(ds)
+
+
+def run(config: Config, *, out: str | Path = DEFAULT_OUT, progress: bool = True, device: str = "auto",
+        compile_step: bool = False) -> xr.Dataset:
+    """Train (or resume) and evaluate; returns the evaluation Dataset (also written to :func:`eval_path`).
+
+    Args:
+        config: the study config.
+        out: parent of the run directory (:func:`run_dir`).
+        progress: show progress bars.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        compile_step: ``torch.compile`` the training forward pass.
+    """
+    from studies.objects.evaluate import evaluate_run
+    from studies.objects.train import train_run
+
+    directory = run_dir(config, out)
+    check_run_config(config, directory, for_eval=False)
+    train_run(config, directory, progress=progress, device=device, compile_step=compile_step)
+    return evaluate_run(config, directory, progress=progress, device=device)
+
+
+# -- command line -----------------------------------------------------------------------------------
+
+_PRESET_HELP = ("parameter preset: 'quick' trains on a 2-core CPU in under 2 hours (C=64, 8192 scenes, 14 epochs of "
+                "128 steps; AKOrN needs --compile for that), 'paper' is the published recipe for a GPU "
+                "(default: quick)")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    from studies.cli import add_config_arguments
+
+    add_config_arguments(parser, Config)
+    # the sub-parser's conflict_handler="resolve" lets this replace the generic --preset help
+    parser.add_argument("--preset", choices=list(Config.PRESETS), default="quick", help=_PRESET_HELP)
+    group = parser.add_argument_group("running")
+    group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                       help=f"parent of the run directory <dataset>-<model>-seed<seed> (default: {DEFAULT_OUT})")
+    group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                       help="where to run (default: auto = CUDA when available)")
+    group.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+    return group
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Sub-commands ``train`` and ``eval`` of ``akorn objects``."""
+    sub = parser.add_subparsers(dest="action", metavar="{train,eval}", required=True)
+    train = sub.add_parser("train", help="train a model with SimCLR (resumes an interrupted run)",
+                           description="Train AKOrN, ItrSA or ViT with SimCLR on multi-object scenes into "
+                                       "<out>/<dataset>-<model>-seed<seed>/. Rerun the same command to resume after "
+                                       "an interruption; under torchrun it trains with DDP.",
+                           conflict_handler="resolve")
+    group = _add_common(train)
+    group.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                       help="torch.compile the model in the training step (AKOrN on CPU: 2.6 instead of 5.3-6.4 s "
+                            "per quick-preset step, after a one-off compilation of ~5 CPU-minutes, ~9 min wall on a "
+                            "loaded machine; no gain measured for ItrSA; default: off)")
+    group.add_argument("--workers", type=int, default=0, metavar="INT",
+                       help="DataLoader worker processes (default: 0; part of the run's config, keep it on resume)")
+    group.add_argument("--checkpoint-every", type=int, default=1, metavar="INT",
+                       help="write a checkpoint every this many epochs (default: 1)")
+    train.set_defaults(_parser=train)
+    ev = sub.add_parser("eval", help="cluster features into masks, score FG-ARI and MBO, plot",
+                        description="Evaluate a trained run: EMA weights, features, per-image PCA, agglomerative "
+                                    "clustering, FG-ARI and MBO; writes eval.h5 and eval.png in the run directory "
+                                    "(eval-uptile4.h5 etc. for other evaluation settings).",
+                        conflict_handler="resolve")
+    group = _add_common(ev)
+    group.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNG figure")
+    ev.set_defaults(_parser=ev)
+
+
+def _field_error(parser: argparse.ArgumentParser, exc: ConfigError) -> None:
+    parser.error(f"argument --{exc.field.replace('_', '-')}: {exc.reason}")
+
+
+def _main_train(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> bool:
+    from studies.objects.train import history_text, train_run
+    from studies.training import cleanup_distributed, is_main_process
+
+    if args.workers < 0:
+        parser.error(f"argument --workers: expected a non-negative integer, got {args.workers}")
+    if args.checkpoint_every < 1:
+        parser.error(f"argument --checkpoint-every: expected a positive integer, got {args.checkpoint_every}")
+    directory = run_dir(config, args.out)
+    check_run_config(config, directory, for_eval=False)
+    try:
+        history = train_run(config, directory, progress=args.progress, device=args.device, compile_step=args.compile,
+                            num_workers=args.workers, checkpoint_every=args.checkpoint_every)
+        main_process = is_main_process()  # before the process group is destroyed
+    finally:
+        cleanup_distributed()
+    if main_process:
+        print(history_text(history))
+        print(f"run: {directory}")
+    return main_process
+
+
+def _main_eval(args: argparse.Namespace, config: Config) -> bool:
+    from studies.objects.evaluate import evaluate_run
+
+    directory = run_dir(config, args.out)
+    check_run_config(config, directory, for_eval=True)
+    ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
+    path = eval_path(config, directory)
+    print(f"wrote {path}")
+    if args.plot:
+        print(f"wrote {plot(ds, path.with_suffix('.png'))}")
+    print(summarize(ds))
+    return True
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``akorn objects train|eval`` with parsed arguments; returns the exit status."""
+    parser = args._parser
+    names = {f.name for f in dataclasses.fields(Config)}
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        config = Config.preset(args.preset, **{k: v for k, v in vars(args).items() if k in names})
+        # returns whether this process reports (rank 0 under DDP)
+        report = _main_train(parser, args, config) if args.action == "train" else _main_eval(args, config)
+    except ConfigError as exc:
+        _field_error(parser, exc)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"akorn objects {args.action}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\nakorn objects {args.action}: interrupted; rerun the same command to resume from the last "
+              f"completed epoch", file=sys.stderr)
+        return 130
+    if report:
+        print(f"time: {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU (this process)")
+    return 0
+
+
+def _standalone(argv: list[str] | None = None) -> int:
+    """``python -m studies.objects.study train|eval ...``, also without the ``akorn`` registry entry.
+
+    Set ``OMP_WAIT_POLICY=PASSIVE`` in the environment on a shared machine (torch is imported
+    with this package, before any code here could set it).
+    """
+    parser = argparse.ArgumentParser(prog="akorn objects", description=(__doc__ or "").split("\n\n")[0])
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    # run the importable module, not this __main__ copy, so there is one Config class
+    from studies.objects.study import _standalone as _command
+
+    sys.exit(_command())

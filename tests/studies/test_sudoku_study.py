@@ -1,0 +1,380 @@
+"""Tests of the Sudoku study: metrics, energy-based selection, training (overfit, exact resume) and
+the ``akorn sudoku train|eval`` command end to end on tiny 4x4 runs."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from networks.models.sudoku import SudokuAKOrN
+from studies.config import ConfigError
+from studies.sudoku import evaluate as evaluate_module
+from studies.sudoku.data import make_dataset
+from studies.sudoku.study import (
+    EvalSettings,
+    TrainSettings,
+    add_arguments,
+    board_accuracy,
+    build_model,
+    cell_accuracy,
+    energy_scores,
+    evaluate,
+    main,
+    predict,
+    predict_digits,
+    run_dirs,
+    select_by_energy,
+    solved,
+    summarize,
+    train_model,
+    vote,
+)
+from studies.training import load_model_weights
+
+BOX = (2, 2)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine a second thread slows these small models down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory):
+    return tmp_path_factory.mktemp("sudoku-cache")
+
+
+@pytest.fixture(scope="module")
+def boards(cache):
+    return make_dataset("train", BOX, 20, 0, workers=1, cache_dir=cache, progress=False)
+
+
+# ------------------------------------------------------------------------------------- stub models
+
+
+class Oracle(nn.Module):
+    """Looks every board up in a table and answers its solution (one-hot logits)."""
+
+    def __init__(self, data) -> None:
+        super().__init__()
+        self.register_buffer("puzzles", data.grids("puzzles").flatten(1))
+        self.register_buffer("solutions", data.grids("solutions"))
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, board: torch.Tensor, *, steps: int | None = None) -> torch.Tensor:
+        hit = (board.flatten(1)[:, None, :] == self.puzzles[None]).all(-1).float().argmax(1)
+        sol = self.solutions[hit]
+        return nn.functional.one_hot(sol - 1, sol.shape[-1]).float()
+
+
+class Constant(nn.Module):
+    """Answers digit 1 everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, board: torch.Tensor, *, steps: int | None = None) -> torch.Tensor:
+        s = board.shape[-1]
+        logits = torch.zeros(*board.shape, s)
+        logits[..., 0] = 1.0
+        return logits
+
+
+class NoisyScorer(nn.Module):
+    """Per sample a random answer and a random energy trajectory, both from the generator."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__()
+        self.side = side
+        self.dummy = nn.Parameter(torch.zeros(()))
+        self.batches: list[int] = []
+
+    def forward(self, board, *, steps=None, generator=None, return_energy=False):
+        b, s = board.shape[0], self.side
+        self.batches.append(b)
+        logits = torch.randn(b, s, s, s, generator=generator)
+        energy = torch.randn(7, b, generator=generator)
+        energy[0] = 0.0
+        return (logits, energy) if return_energy else logits
+
+
+# ---------------------------------------------------------------------------------------- metrics
+
+
+def test_board_accuracy_ignores_givens_and_needs_every_blank(boards) -> None:
+    sol, given = boards.grids("solutions"), boards.is_given()
+    wrong_givens = torch.where(given, sol % 4 + 1, sol)  # every given wrong, every blank right
+    assert board_accuracy(wrong_givens, sol, given) == 1.0
+    assert cell_accuracy(wrong_givens, sol, given) == 1.0
+    one_blank_wrong = sol.clone()
+    r, c = torch.nonzero(~given[0])[0]
+    one_blank_wrong[0, r, c] = sol[0, r, c] % 4 + 1
+    assert solved(one_blank_wrong, sol, given).tolist() == [False] + [True] * 19
+    assert board_accuracy(one_blank_wrong, sol, given) == pytest.approx(19 / 20)
+    assert cell_accuracy(one_blank_wrong, sol, given) == pytest.approx(1 - 1 / int((~given).sum()))
+
+
+def test_solution_copying_model_scores_one_and_constant_model_zero(boards) -> None:
+    puzzles, sol, given = boards.grids("puzzles"), boards.grids("solutions"), boards.is_given()
+    oracle = predict_digits(Oracle(boards), puzzles)
+    assert board_accuracy(oracle, sol, given) == 1.0
+    constant = predict_digits(Constant(), puzzles)
+    assert board_accuracy(constant, sol, given) == 0.0
+    # digit 1 fills a quarter of every 4x4 solution, so of the blanks it gets some right, not all
+    assert 0.0 < cell_accuracy(constant, sol, given) < 0.5
+
+
+@pytest.mark.parametrize("args, exc, name", [
+    ((torch.ones(2, 4, 4, dtype=torch.long), torch.ones(2, 4, 4, dtype=torch.long), torch.ones(3, 4, 4, dtype=bool)),
+     ValueError, "given"),
+    ((torch.ones(2, 4, 4), torch.ones(2, 4, 4, dtype=torch.long), torch.ones(2, 4, 4, dtype=bool)), TypeError, "pred"),
+    ((torch.ones(2, 4, 4, dtype=torch.long), torch.ones(2, 4, 4, dtype=torch.long), torch.ones(2, 4, 4)),
+     TypeError, "given"),
+    ((torch.ones(4, 4, dtype=torch.long), torch.ones(4, 4, dtype=torch.long), torch.ones(4, 4, dtype=bool)),
+     ValueError, "pred"),
+])
+def test_metrics_reject_bad_arguments_naming_them(args, exc, name) -> None:
+    with pytest.raises(exc, match=name):
+        board_accuracy(*args)
+
+
+# ------------------------------------------------------------------------------- energy selection
+
+
+def test_select_by_energy_takes_the_lowest_score_first_on_ties() -> None:
+    candidates = torch.arange(3 * 4 * 2).view(3, 4, 2)
+    scores = torch.tensor([[0.5, 1.0, -1.0, 2.0], [0.1, 1.0, 3.0, 2.0], [0.2, 0.0, 0.0, 2.0]])
+    selected, index = select_by_energy(candidates, scores)
+    assert index.tolist() == [1, 2, 0, 0]
+    assert torch.equal(selected, candidates[index, torch.arange(4)])
+    with pytest.raises(ValueError, match="candidates, scores"):
+        select_by_energy(candidates, scores[:, :3])
+
+
+def test_energy_scores_last_and_sum() -> None:
+    energy = torch.tensor([[0.0, 0.0], [3.0, -1.0], [2.0, -4.0]])
+    assert energy_scores(energy, "last").tolist() == [2.0, -4.0]
+    assert energy_scores(energy, "sum").tolist() == [5.0, -5.0]
+    with pytest.raises(ValueError, match="score"):
+        energy_scores(energy, "mean")
+
+
+def test_selection_with_one_copy_reproduces_the_plain_prediction(boards) -> None:
+    torch.manual_seed(0)
+    model = SudokuAKOrN.tiny(BOX).eval()
+    puzzles = boards.grids("puzzles")
+    with torch.no_grad():
+        plain = model(puzzles, steps=6, generator=torch.Generator().manual_seed(7)).argmax(-1) + 1
+    pred = predict(model, puzzles, steps=6, copies=1, generator=torch.Generator().manual_seed(7), energy=True)
+    for score in ("last", "sum"):
+        assert torch.equal(vote(pred, 1, score), plain)
+    assert torch.equal(predict_digits(model, puzzles, steps=6, seed=7, batch_size=20), plain)
+
+
+@pytest.mark.parametrize("score", ["last", "sum"])
+def test_selection_returns_the_copy_of_minimum_energy(score: str) -> None:
+    torch.manual_seed(0)
+    stub = NoisyScorer(side=4)
+    boards = torch.zeros(5, 4, 4, dtype=torch.long)
+    k = 6
+    pred = predict(stub, boards, steps=6, copies=k, generator=torch.Generator().manual_seed(3))
+    assert stub.batches == [k * 5]  # the copies are one batch axis, not a loop
+    # replay the stub's draws: copy j of board b is item j * 5 + b
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(k * 5, 4, 4, 4, generator=g)
+    energy = torch.randn(7, k * 5, generator=g)
+    energy[0] = 0.0
+    digits = (logits.argmax(-1) + 1).view(k, 5, 4, 4)
+    per_copy = (energy[-1] if score == "last" else energy.sum(0)).view(k, 5)
+    for kk in (1, 3, k):
+        best = per_copy[:kk].argmin(0)
+        expected = digits[best, torch.arange(5)]
+        assert torch.equal(vote(pred, kk, score), expected)
+        assert (per_copy[best, torch.arange(5)] <= per_copy[:kk]).all()
+
+
+def test_energy_selection_needs_a_model_with_energies(boards) -> None:
+    with pytest.raises(ValueError, match="energy"):
+        predict(Constant(), boards.grids("puzzles"), copies=3)
+
+
+# ---------------------------------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize("cls, kwargs, field", [
+    (TrainSettings, {"box": (2,)}, "box"),
+    (TrainSettings, {"box": (3, 4)}, "box"),
+    (TrainSettings, {"width": 60, "heads": 8}, "heads"),
+    (TrainSettings, {"width": 30, "heads": 5, "n": 4}, "width"),
+    (TrainSettings, {"stop_at": 1.5}, "stop_at"),
+    (TrainSettings, {"epochs": 0}, "epochs"),
+    (TrainSettings, {"model": "resnet"}, "model"),
+    (EvalSettings, {"t_eval": (16, 32), "vote_t": (64,)}, "vote_t"),
+    (EvalSettings, {"test_boards": 10, "vote_boards": 20}, "vote_boards"),
+    (EvalSettings, {"k": (1, 1, 4)}, "k"),
+    (EvalSettings, {"scores": ("min",)}, "scores"),
+])
+def test_settings_reject_bad_values_naming_the_field(cls, kwargs, field) -> None:
+    with pytest.raises(ConfigError) as info:
+        cls(**kwargs)
+    assert info.value.field == field
+
+
+def test_presets_follow_the_paper_recipe() -> None:
+    paper = TrainSettings.preset("paper", model="itrsa")
+    assert (paper.box, paper.width, paper.epochs, paper.batch_size, paper.grad_clip) == ((3, 3), 512, 100, 100, 1.0)
+    assert (paper.ema_decay, paper.ema_every, paper.ema_after, paper.loss_cells) == (0.995, 10, 100, "all")
+    assert paper.learning_rate == 5e-4 and paper.model_steps == 16 and paper.stop_at is None
+    assert TrainSettings.preset("paper").learning_rate == 1e-3
+    assert TrainSettings.preset("cpu").box == (3, 3)
+    quick = TrainSettings.preset("quick", model="transformer")
+    assert (quick.model_depth, quick.model_steps) == (8, 1)
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+def test_tiny_model_overfits_twenty_boards(tmp_path, cache, boards) -> None:
+    # T = 8 rather than the tiny model's 4: the answers then depend much less on the noise of
+    # the blank cells, so "every board right" holds for any evaluation seed
+    settings = TrainSettings(box=BOX, train_boards=20, val_boards=10, width=32, heads=4, steps=8, epochs=40,
+                             batch_size=5, lr=3e-3, ema_decay=None, stop_at=None, eval_every=40)
+    result = train_model(settings, tmp_path / "run", workers=1, cache_dir=cache, progress=False,
+                         checkpoint_every=40)
+    assert result.finished and result.epochs == 40
+    model = build_model(settings)
+    load_model_weights(tmp_path / "run", model, ema=False)
+    model.eval()
+    for seed in range(3):  # whatever the noise on the blank cells
+        pred = predict_digits(model, boards.grids("puzzles"), seed=seed)
+        assert board_accuracy(pred, boards.grids("solutions"), boards.is_given()) == 1.0
+
+
+def test_resumed_training_continues_exactly_like_an_uninterrupted_run(tmp_path, cache) -> None:
+    settings = TrainSettings(box=BOX, train_boards=20, val_boards=10, width=16, heads=4, steps=3, epochs=3,
+                             batch_size=10, ema_every=1, ema_after=1, stop_at=None)
+    kw = dict(workers=1, cache_dir=cache, progress=False)
+    whole = train_model(settings, tmp_path / "whole", **kw)
+    first = train_model(settings, tmp_path / "split", max_epochs=1, **kw)
+    assert (first.epochs, first.finished, first.reason) == (1, False, "max_epochs")
+    rest = train_model(settings, tmp_path / "split", **kw)
+    assert (rest.epochs, rest.finished) == (3, True)
+    for ema in (False, True):
+        a, b = build_model(settings), build_model(settings)
+        load_model_weights(tmp_path / "whole", a, ema=ema)
+        load_model_weights(tmp_path / "split", b, ema=ema)
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
+    np.testing.assert_array_equal(whole.history.epoch_loss.values, rest.history.epoch_loss.values)
+    np.testing.assert_array_equal(whole.history.eval_ema_board_acc.values, rest.history.eval_ema_board_acc.values)
+    # another width in the same directory is refused, naming the field
+    with pytest.raises(ConfigError) as info:
+        train_model(settings.replace(width=32), tmp_path / "split", **kw)
+    assert info.value.field == "width"
+
+
+# -------------------------------------------------------------------------------- command, end to end
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="akorn sudoku")
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
+TINY = ["--box", "2", "2", "--width", "16", "--heads", "4", "--epochs", "1", "--train-boards", "20", "--val-boards",
+        "10", "--batch-size", "10", "--workers", "1", "--no-progress", "--tag", "tiny"]
+EVAL = ["--t-eval", "2", "4", "--k", "1", "3", "--test-boards", "8", "--vote-boards", "4", "--samples", "2",
+        "--workers", "1", "--no-progress", "--tag", "tiny"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("sudoku-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AKORN_CACHE", str(cache))
+        for model, steps in (("akorn", ["--steps", "2"]), ("itrsa", ["--steps", "2"]), ("transformer", [])):
+            assert _cli(["train", "--model", model, "--out", str(out)] + steps + TINY) == 0
+    return out
+
+
+def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys) -> None:
+    from studies.storage import open_dataset
+
+    monkeypatch.setenv("AKORN_CACHE", str(cache))
+    assert _cli(["eval", "--out", str(trained)] + EVAL) == 0
+    path = trained / "tiny" / "sudoku.h5"
+    for png in ("sudoku.png", "sudoku_boards.png"):
+        assert (trained / "tiny" / png).stat().st_size > 10_000
+    assert not path.with_suffix(".partial.h5").exists()
+    ds = open_dataset(path, study="sudoku")
+    assert list(ds.model.values) == ["akorn", "itrsa", "transformer"]
+    assert list(ds.split.values) == ["id", "ood"] and list(ds.T.values) == [1, 2, 4]
+    assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum"]
+    acc = ds.board_acc
+    assert np.isfinite(acc.sel(model=["akorn", "itrsa"], T=[2, 4])).all()
+    assert np.isnan(acc.sel(model=["akorn", "itrsa"], T=1)).all()
+    # the Transformer is not iterative: evaluated at its own T = 1 only
+    assert np.isfinite(acc.sel(model="transformer", T=1)).all()
+    assert np.isnan(acc.sel(model="transformer", T=[2, 4])).all()
+    assert ((acc.fillna(0) >= 0) & (acc.fillna(0) <= 1)).all()
+    vote_acc = ds.vote_board_acc
+    assert np.isfinite(vote_acc.sel(model="akorn", T=4)).all()  # selection runs at the largest T ...
+    assert np.isnan(vote_acc.sel(model="akorn", T=2)).all()
+    assert np.isnan(vote_acc.sel(model=["itrsa", "transformer"])).all()  # ... of the model with energies only
+    assert ds.n_vote.values.tolist() == [4, 4] and ds.n_boards.values.tolist() == [8, 8]
+    assert ds.train_loss.sizes["epoch"] == 1 and np.isfinite(ds.train_loss).all()
+    assert (ds.sample_puzzle.values > 0).any() and (ds.prediction.sel(model="akorn", T=4).values > 0).all()
+    assert "AKOrN" in summarize(ds) and "81.6" in summarize(ds)
+    out = capsys.readouterr().out
+    assert "wrote" in out and "board accuracy" in out
+
+
+def test_interrupted_evaluation_resumes_with_the_same_result(trained, cache, tmp_path, monkeypatch) -> None:
+    config = EvalSettings(models=("akorn",), t_eval=(2, 4), k=(1, 3), test_boards=8, vote_boards=4, samples=2)
+    runs = run_dirs(trained, "tiny", config.models)
+    kw = dict(workers=1, cache_dir=cache, progress=False)
+    fresh = evaluate(config, runs, path=tmp_path / "fresh.h5", **kw)
+    real_vote = evaluate_module._run_vote
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate_module, "_run_vote", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(config, runs, path=tmp_path / "resumed.h5", **kw)
+    assert (tmp_path / "resumed.partial.h5").exists()
+    calls = []
+
+    def counting_plain(*args, **kwargs):
+        calls.append(args[2])
+        return real_plain(*args, **kwargs)
+
+    real_plain = evaluate_module._run_plain
+    monkeypatch.setattr(evaluate_module, "_run_vote", real_vote)
+    monkeypatch.setattr(evaluate_module, "_run_plain", counting_plain)
+    resumed = evaluate(config, runs, path=tmp_path / "resumed.h5", **kw)
+    # the interruption came at the first selection run (ID split), after the two plain ID cells:
+    # only the two plain OOD cells are left to compute, the rest is read back
+    assert calls == [2, 4]
+    for name in ("board_acc", "cell_acc", "vote_board_acc", "vote_cell_acc", "prediction", "vote_prediction"):
+        np.testing.assert_array_equal(fresh[name].values, resumed[name].values)
+
+
+def test_cli_reports_bad_options_by_name(capsys) -> None:
+    with pytest.raises(SystemExit):
+        _cli(["train", "--box", "2"])
+    assert "--box" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _cli(["eval", "--t-eval", "16", "--vote-t", "32"])
+    assert "--vote-t" in capsys.readouterr().err
+    assert _cli([]) == 2
