@@ -36,7 +36,8 @@ from studies.objects.data import SceneData
 from studies.objects.metrics import cluster_features, fg_ari, mbo, summarize, uptile
 from studies.objects.study import Config, eval_path
 
-__all__ = ["MODEL_NAMES", "evaluate", "evaluate_run", "extract_features", "pca_colours", "summary_text"]
+__all__ = ["MODEL_NAMES", "evaluate", "evaluate_run", "extract_features", "pca_colours", "predict_masks",
+           "summary_text"]
 
 #: Display names of the ``model`` config values.
 MODEL_NAMES = {"akorn": "AKOrN", "itrsa": "ItrSA", "vit": "ViT"}
@@ -91,6 +92,27 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, steps: int | Non
             x = images[lo:lo + batch_size].to(device)
             out.append(uptile(fn, x, uptile_r, model.patch_size).float().cpu())
     return torch.cat(out, dim=0)
+
+
+def predict_masks(model: nn.Module, images: torch.Tensor, *, clusters: int, pca_dim: int | None = 128,
+                  uptile_r: int = 1, steps: int | None = None, batch_size: int = 64,
+                  generator: torch.Generator | None = None) -> np.ndarray:
+    """Cluster the feature map of every image into masks, a batch at a time (no gradients).
+
+    Args:
+        model, images, steps, batch_size, generator, uptile_r: as in :func:`extract_features`.
+        clusters: K clusters per image.
+        pca_dim: per-image PCA dimension (``None``: no PCA).
+
+    Returns:
+        ``[M, H, W]`` int16 labels in ``0..K-1``.
+    """
+    size = tuple(images.shape[-2:])
+    out = [cluster_features(extract_features(model, images[lo:lo + batch_size], steps=steps, batch_size=batch_size,
+                                             generator=generator, uptile_r=uptile_r),
+                            clusters, pca_dim, image_size=size).astype(np.int16)
+           for lo in range(0, images.shape[0], batch_size)]
+    return np.concatenate(out, axis=0)
 
 
 def pca_colours(maps: torch.Tensor, reference: torch.Tensor | None = None) -> np.ndarray:
@@ -263,7 +285,10 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     * examples: ``example_index``, ``example_image``, ``example_true_mask``,
       ``example_pred_mask``, ``example_feature_rgb``;
     * AKOrN: ``fg_ari_by_step (step, image)`` and ``state_rgb (example, step, ty, tx,
-      channel)`` (see the module doc).
+      channel)`` (see the module doc);
+    * with ``eval_untrained``: ``untrained_fg_ari``, ``untrained_mbo`` (per image) and their
+      ``_mean`` / ``_std``: the same pipeline on the run's initial weights (rebuilt from its
+      seed), the level training has to beat.
 
     Attributes: the study config (JSON), seed, provenance (:func:`studies.storage.result_attrs`),
     ``model``, ``dataset``, ``look_alike`` (1 for generated look-alike scenes), ``weights``
@@ -291,6 +316,8 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     ds = evaluate(model, scenes, clusters=cfg.clusters, pca_dim=cfg.pca_dim, uptile_r=cfg.uptile,
                   steps=cfg.eval_steps, batch_size=cfg.eval_batch, num_examples=cfg.num_examples, seed=cfg.eval_seed,
                   progress=progress)
+    if cfg.eval_untrained:
+        _add_untrained(ds, cfg, scenes, dev)
     trained = _training_record(directory)
     local = ds.attrs
     ds.attrs = storage.result_attrs(
@@ -299,6 +326,28 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
         eval_steps=cfg.eval_steps if cfg.eval_steps is not None else model.steps, **trained, **local)
     storage.write_dataset(ds, eval_path(config, directory))
     return ds
+
+
+def _add_untrained(ds: xr.Dataset, cfg: Config, scenes: SceneData, device: torch.device) -> None:
+    """Score the run's initial weights (rebuilt from its seed) with the same pipeline; adds ``untrained_*``."""
+    from studies.objects.train import build_model
+    from studies.training import seed_everything
+
+    seed_everything(cfg.seed)                 # as train_run does before building the model
+    initial = build_model(cfg).to(device).eval()
+    g = torch.Generator(device=device).manual_seed(cfg.eval_seed)
+    pred = predict_masks(initial, torch.from_numpy(scenes.images), clusters=cfg.clusters, pca_dim=cfg.pca_dim,
+                         uptile_r=cfg.uptile, steps=cfg.eval_steps, batch_size=cfg.eval_batch, generator=g)
+    one = {"units": "1"}
+    for key, values, what in (("fg_ari", fg_ari(scenes.masks, pred), "FG-ARI"),
+                              ("mbo", mbo(scenes.masks, pred), "MBO")):
+        summary = summarize(values)
+        ds[f"untrained_{key}"] = ("image", values, {"long_name": f"{what} of the run's initial (untrained) weights",
+                                                    **one})
+        ds[f"untrained_{key}_mean"] = ((), summary.mean, {"long_name": f"{what} of the initial weights, mean over "
+                                                                       f"images", **one})
+        ds[f"untrained_{key}_std"] = ((), summary.std, {"long_name": f"{what} of the initial weights, standard "
+                                                                     f"deviation over images", **one})
 
 
 def _training_record(directory: Path) -> dict[str, Any]:
@@ -327,10 +376,14 @@ def summary_text(ds: xr.Dataset) -> str:
     head = (f"{model} on {a.get('dataset', a.get('dataset_name', '?'))} "
             f"{source}, {int(ds['images_scored'])} test images, K={a.get('clusters')}, up-tiling x{a.get('uptile')}"
             + (f", EMA weights after {_epochs(int(a['trained_epochs']))}" if "trained_epochs" in a else ""))
-    lines = [head,
-             f"FG-ARI {100 * float(ds['fg_ari_mean']):.1f} ± {100 * float(ds['fg_ari_std']):.1f}   "
-             f"MBO {100 * float(ds['mbo_mean']):.1f} ± {100 * float(ds['mbo_std']):.1f}   "
-             f"(percent, mean ± std over images)"]
+
+    def pm(key: str) -> str:
+        return f"{100 * float(ds[key + '_mean']):.1f} ± {100 * float(ds[key + '_std']):.1f}"
+
+    lines = [head, f"FG-ARI {pm('fg_ari')}   MBO {pm('mbo')}   (percent, mean ± std over images)"]
+    if "untrained_fg_ari_mean" in ds:
+        lines.append(f"untrained (the run's initial weights): FG-ARI {pm('untrained_fg_ari')}   "
+                     f"MBO {pm('untrained_mbo')}")
     if "fg_ari_by_step" in ds:
         curve = np.nanmean(ds["fg_ari_by_step"].values, axis=1) * 100
         lines.append("FG-ARI of clustering the oscillators x_t: " +

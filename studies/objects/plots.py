@@ -138,6 +138,11 @@ def plot_eval(ds: xr.Dataset, path: str | Path, *, max_examples: int = 6) -> Pat
         v = v[np.isfinite(v)]
         ax_h.hist(np.clip(v, -10, 100), bins=bins, alpha=0.6, color=colour,
                   label=f"{label} {np.mean(v):.1f} ± {np.std(v):.1f}")
+        if f"untrained_{key}" in ds:
+            u = 100 * ds[f"untrained_{key}"].values
+            u = u[np.isfinite(u)]
+            ax_h.hist(np.clip(u, -10, 100), bins=bins, histtype="step", lw=1.4, ls="--", color=colour,
+                      label=f"{label} untrained {np.mean(u):.1f} ± {np.std(u):.1f}")
     ax_h.set_xlabel("score per test image (%)")
     ax_h.set_ylabel("images")
     ax_h.legend(fontsize=8, loc="upper left")

@@ -25,9 +25,12 @@ let a network segment scenes it never saw labels for. Pipeline, following the of
 Files of a run, in ``<out>/<dataset>-<model>-seed<seed>/``: ``config.json`` (the study
 config), ``checkpoint.pt`` and ``train.h5`` (:class:`~studies.training.Trainer`),
 ``train.png`` (loss and monitoring curves), ``eval.h5`` and ``eval.png`` (``eval-uptile4.h5`` …
-for other evaluation settings). Rerunning the same
-``train`` command resumes from the last completed epoch; ``eval`` refuses a run directory whose
-config differs in anything but the evaluation settings.
+for other evaluation settings). Rerunning the same ``train`` command resumes from the last
+completed epoch (``--epochs`` may grow); ``train`` and ``eval`` refuse a run directory whose
+config differs in anything but the evaluation, epoch and monitoring settings.
+
+Run ``python -m studies.objects.study train|eval ...`` where the ``akorn`` entry point is not
+installed; under DDP: ``torchrun --nproc_per_node=K -m studies.objects.study train ...``.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 #: Fields that only affect ``eval``: they may differ between the training run and its evaluation.
 EVAL_FIELDS = frozenset({"clusters", "pca_dim", "uptile", "eval_steps", "num_test", "num_examples", "eval_batch",
-                         "eval_seed"})
+                         "eval_seed", "eval_untrained"})
 #: Fields that may change when a run is resumed or evaluated: more epochs (the trainer extends a
 #: run) and the monitoring, which runs under a forked RNG and does not change the weights.
 _RESUMABLE_FIELDS = frozenset({"epochs", "monitor_every", "monitor_images"})
@@ -188,6 +191,8 @@ class Config(StudyConfig):
     num_examples: int = param(8, "test scenes whose images, masks and oscillator states are stored for the plot")
     eval_batch: int = param(64, "images per forward pass at evaluation")
     eval_seed: int = param(0, "seed of the oscillators' random initial states at evaluation")
+    eval_untrained: bool = param(True, "also score the run's initial (untrained) weights: the level that training "
+                                       "has to beat (random features already segment simple scenes)")
 
     def validate(self) -> None:
         self._positive("num_train", "width", "depth", "n", "steps", "heads", "patch_size", "kernel_size", "epochs",

@@ -188,20 +188,18 @@ def load_scenes(config: Config, split: str) -> SceneData:
 
 def _monitor_fn(config: Config, scenes: SceneData):
     """``eval_fn(model)``: FG-ARI and MBO (means over the monitoring scenes)."""
-    from studies.objects.evaluate import extract_features
-    from studies.objects.metrics import cluster_features, fg_ari, mbo
+    from studies.objects.evaluate import predict_masks
+    from studies.objects.metrics import fg_ari, mbo
 
     cfg = config.resolved()
     images = torch.from_numpy(scenes.images)
-    masks = scenes.masks
 
     def monitor(model: nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
-        g = torch.Generator(device=device).manual_seed(cfg.eval_seed)
-        with torch.no_grad():
-            feats = extract_features(model, images, batch_size=cfg.eval_batch, generator=g)
-        pred = cluster_features(feats, cfg.clusters, cfg.pca_dim, image_size=scenes.image_size)
-        return {"fg_ari": float(np.nanmean(fg_ari(masks, pred))), "mbo": float(np.nanmean(mbo(masks, pred)))}
+        pred = predict_masks(model, images, clusters=cfg.clusters, pca_dim=cfg.pca_dim, batch_size=cfg.eval_batch,
+                             generator=torch.Generator(device=device).manual_seed(cfg.eval_seed))
+        return {"fg_ari": float(np.nanmean(fg_ari(scenes.masks, pred))),
+                "mbo": float(np.nanmean(mbo(scenes.masks, pred)))}
 
     return monitor
 

@@ -26,9 +26,11 @@ from studies.objects.augment import (
     resample_boxes,
     rgb_to_hsv,
 )
-from studies.objects.evaluate import evaluate, pca_colours
+from studies.objects.evaluate import evaluate, pca_colours, predict_masks
+from studies.objects.metrics import fg_ari
 from studies.objects.plots import mask_colours
 from studies.objects.train import SimCLRObjective, _gather, build_model, info_nce
+from studies.training import seed_everything
 
 #: A config small enough to train and evaluate in seconds.
 TINY = dict(num_train=64, width=16, heads=4, steps=2, epochs=2, batch_size=32, monitor_every=1, monitor_images=8,
@@ -377,16 +379,23 @@ def test_train_then_eval_end_to_end_through_the_command(tmp_path, capsys):
         assert "epoch_acc" in history
     assert S.main(_parse(["eval", *opts])) == 0
     out = capsys.readouterr().out
-    assert "FG-ARI" in out and "MBO" in out and "oscillators x_t" in out
+    assert "FG-ARI" in out and "MBO" in out and "oscillators x_t" in out and "untrained" in out
     ds = storage.open_dataset(run / S.FILENAME, study="objects")
     assert set(ds.sizes) == {"image", "example", "channel", "y", "x", "fy", "fx", "step", "ty", "tx"}
     assert ds.sizes["image"] == 12 and ds.sizes["step"] == 3 and ds.sizes["example"] == 3
     for name in ("fg_ari", "mbo", "num_objects", "fg_ari_mean", "fg_ari_std", "mbo_mean", "mbo_std",
                  "example_image", "example_true_mask", "example_pred_mask", "example_feature_rgb", "fg_ari_by_step",
-                 "state_rgb"):
+                 "state_rgb", "untrained_fg_ari", "untrained_mbo", "untrained_fg_ari_mean", "untrained_mbo_std"):
         assert ds[name].attrs["long_name"] and ds[name].attrs["units"] == "1", name
     assert ds["fg_ari"].dims == ("image",) and ds["example_image"].dims == ("example", "channel", "y", "x")
     assert ds["state_rgb"].dims == ("example", "step", "ty", "tx", "channel")
+    # the untrained reference is the pipeline on the run's initial weights, rebuilt from its seed
+    seed_everything(S.Config().seed)
+    initial = build_model(S.Config(**TINY))
+    test = make_scenes("tetrominoes", 12, seed=1)
+    pred = predict_masks(initial, torch.from_numpy(test.images), clusters=4, batch_size=8,
+                         generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(ds["untrained_fg_ari"].values, fg_ari(test.masks, pred))
     assert (ds.attrs["model"], ds.attrs["dataset"], ds.attrs["weights"], ds.attrs["trained_epochs"]) == \
         ("akorn", "tetrominoes", "ema", 2)
     assert int(ds.attrs["look_alike"]) == 1 and S.Config.from_json(ds.attrs["config"]) == S.Config(**TINY)
