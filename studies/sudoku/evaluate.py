@@ -471,13 +471,17 @@ def _run_vote(model: nn.Module, data: SudokuData, steps: int, ks: Sequence[int],
     puzzles, solutions, given = data.grids("puzzles"), data.grids("solutions"), data.is_given()
     generator = torch.Generator().manual_seed(seed)
     boards_per_chunk = max(1, chunk // copies)
+    copies_per_pass = min(copies, chunk)  # K beyond the budget (K = 4096): the copies of a board in several passes
     right_boards = np.zeros((len(ks), len(scores)))
     right_cells = np.zeros((len(ks), len(scores)))
     side = puzzles.shape[-1]
     sample_digits = np.zeros((len(ks), len(scores), min(samples, len(data)), side, side), np.int8)
     for i in range(0, len(data), boards_per_chunk):
         sl = slice(i, i + boards_per_chunk)
-        pred = predict(model, puzzles[sl], steps=steps, copies=copies, generator=generator, energy=True)
+        parts = [predict(model, puzzles[sl], steps=steps, copies=min(copies_per_pass, copies - j),
+                         generator=generator, energy=True) for j in range(0, copies, copies_per_pass)]
+        pred = parts[0] if len(parts) == 1 else Prediction(
+            torch.cat([p.digits for p in parts]), {n: torch.cat([p.scores[n] for p in parts]) for n in SCORES})
         for a, k in enumerate(ks):
             for c, score in enumerate(scores):
                 chosen = vote(pred, k, score)
@@ -576,6 +580,8 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
                                           samples[split], bar)
                         if partial:
                             partial.put(name, cell)
+                        bar.write(f"{r.kind} {split} T={t}: board accuracy {float(cell['board_acc']):.3f}, "
+                                  f"cell accuracy {float(cell['cell_acc']):.3f} ({len(data[split])} boards)")
                     else:
                         bar.update(len(data[split]) * t)
                     plain[(r.kind, split, t)] = cell
@@ -592,6 +598,10 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
                                          _cell_seed(config.seed, split, t, "vote"), chunk, samples[split], bar)
                         if partial:
                             partial.put(name, cell)
+                        accs = ", ".join(f"K={k} {sc} {cell['board_acc'][a, c]:.3f}" for a, k in enumerate(config.k)
+                                         for c, sc in enumerate(config.scores))
+                        bar.write(f"{r.kind} {split} T={t} energy selection ({n_vote[split]} boards): board "
+                                  f"accuracy {accs}")
                     else:
                         bar.update(n_vote[split] * config.copies * t)
                     voted[(r.kind, split, t)] = cell
@@ -673,6 +683,7 @@ def _assemble(config: EvalSettings, runs: list[_Run], data: dict[str, SudokuData
     curves = {"train_loss": ("epoch_loss", "training loss, mean over the epoch"),
               "train_board_acc": ("epoch_board_acc", "board accuracy of the training batches, mean over the epoch"),
               "val_board_acc": (None, "validation board accuracy at the training T (evaluated weights)"),
+              "val_board_acc_raw": ("eval_board_acc", "validation board accuracy at the training T (raw weights)"),
               "epoch_seconds": ("epoch_seconds", "wall-clock time of the epoch")}
     for out_name, (src, long_name) in curves.items():
         values = np.full((len(runs), epochs), np.nan)

@@ -80,7 +80,8 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     Panels: board accuracy vs T on the in-distribution and the OOD boards (one initial state,
     all test boards; the Transformer, evaluated at its own T only, as a horizontal line);
     AKOrN's board accuracy vs K (energy selection, ``sum`` solid, ``last`` dashed); the
-    validation board accuracy and the training loss per epoch.
+    validation board accuracy (evaluated weights solid, raw weights dashed when the EMA is
+    evaluated) and the training loss per epoch; the headline numbers as text.
 
     Returns:
         ``path``.
@@ -159,6 +160,7 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ax.grid(alpha=0.3)
 
     ax_val, ax_loss = axes[1, 0], axes[1, 1]
+    weights = "EMA" if ds.attrs.get("weights", "ema") == "ema" else "raw weights"
     if ds.sizes.get("epoch", 0):
         epochs = ds.epoch.values
         for model in ds.model.values:
@@ -166,10 +168,11 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
             label = LABELS.get(str(model), str(model))
             val = ds.val_board_acc.sel(model=model).values * 100
             ok = np.isfinite(val)
-            ax_val.plot(epochs[ok], val[ok], "o-", ms=3, color=color, label=f"{label} (validation)")
-            tr = ds.train_board_acc.sel(model=model).values * 100
-            ok = np.isfinite(tr)
-            ax_val.plot(epochs[ok], tr[ok], "--", color=color, alpha=0.6, label=f"{label} (training batches)")
+            ax_val.plot(epochs[ok], val[ok], "o-", ms=3, color=color, label=f"{label} ({weights})")
+            if weights == "EMA" and "val_board_acc_raw" in ds:
+                raw = ds.val_board_acc_raw.sel(model=model).values * 100
+                ok = np.isfinite(raw)
+                ax_val.plot(epochs[ok], raw[ok], "--", color=color, alpha=0.6, label=f"{label} (raw weights)")
             loss = ds.train_loss.sel(model=model).values
             ok = np.isfinite(loss) & (loss > 0)
             ax_loss.plot(epochs[ok], loss[ok], "-", color=color, label=label)
@@ -185,7 +188,7 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ax_val.set_ylim(-3, 103)
     ax_val.set_xlabel("epoch")
     ax_val.set_ylabel("board accuracy at training T (%)")
-    ax_val.set_title("training: validation board accuracy", fontsize=10)
+    ax_val.set_title("validation board accuracy during training", fontsize=10)
     ax_val.grid(alpha=0.3)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy (all cells)")

@@ -204,6 +204,9 @@ def _main_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
         main_process = is_main_process()  # before the process group is destroyed
     except ConfigError as exc:
         parser.error(f"argument --{exc.field.replace('_', '-')}: {exc.reason}")
+    except (FileNotFoundError, ValueError) as exc:  # unreadable data or checkpoint: the message says which
+        print(f"akorn sudoku train: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\nakorn sudoku train: interrupted; rerun the same command to resume from the last checkpoint in "
               f"{run_dir}", file=sys.stderr)

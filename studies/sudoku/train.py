@@ -347,11 +347,14 @@ def read_settings(run_dir: str | os.PathLike) -> TrainSettings:
 
 
 def _check_run_dir(settings: TrainSettings, run_dir: Path) -> None:
-    """Refuse to resume a run made with other settings; record the settings of this one."""
-    from studies.training import is_main_process
+    """Refuse to resume a run made with other settings; record the settings of this one.
+
+    Settings without a checkpoint (a run that never finished an epoch) are simply replaced.
+    """
+    from studies.training import CHECKPOINT_NAME, is_main_process
 
     path = run_dir / SETTINGS_NAME
-    if path.is_file():
+    if path.is_file() and (run_dir / CHECKPOINT_NAME).is_file():
         old = read_settings(run_dir).to_dict()
         new = settings.to_dict()
         changed = [k for k in sorted(new) if k not in RESUMABLE and old.get(k) != new[k]]
@@ -443,7 +446,7 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         workers: processes that generate boards (default: up to 2; 1 = this process).
         cache_dir: cache of generated boards (default ``$AKORN_CACHE`` or ``~/.cache/akorn``).
-        progress: show progress bars and a line per validation.
+        progress: show progress bars (a line per validation is printed either way).
         checkpoint_every: write the checkpoint every this many epochs (and at the end of every
             session); 1 (every epoch) unless epochs are so short that writing dominates.
 
@@ -505,7 +508,7 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
         if stop != current.config.epochs:
             current = trainer(stop)
         current.fit()
-        if show:
+        if is_main_process():  # one line per validation, also without progress bars (logs)
             _report_epoch(current.history, settings)
     finished = reason in ("epochs", "converged")
     return TrainResult(history=current.history, epochs=current.epoch, finished=finished, reason=reason,

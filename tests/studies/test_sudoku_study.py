@@ -202,6 +202,31 @@ def test_selection_returns_the_copy_of_minimum_energy(score: str) -> None:
         assert (per_copy[best, torch.arange(5)] <= per_copy[:kk]).all()
 
 
+class EnergyOracle(Oracle):
+    """Each copy is right with probability 0.6, and exactly the right copies get the lowest energy."""
+
+    def forward(self, board, *, steps=None, generator=None, return_energy=False):
+        right = super().forward(board)
+        u = torch.rand(board.shape[0], generator=generator)
+        ok = u < 0.6
+        wrong = right.roll(1, dims=-1)  # every cell wrong
+        logits = torch.where(ok[:, None, None, None], right, wrong)
+        energy = torch.zeros(4, board.shape[0])
+        energy[1:] = torch.where(ok, -1.0, u + 1.0)
+        return (logits, energy) if return_energy else logits
+
+
+def test_selection_in_several_passes_per_board_still_takes_the_best_of_all_copies(boards) -> None:
+    from tqdm import tqdm
+
+    # chunk=5 forward passes for 16 copies: every board's copies are split over four passes
+    out = evaluate_module._run_vote(EnergyOracle(boards), boards, 3, [1, 16], ["last", "sum"], 0, 5, 2,
+                                    tqdm(disable=True))
+    assert (out["board_acc"][1] == 1.0).all()  # P(no right copy among 16) = 0.4**16 per board
+    assert (out["board_acc"][0] < 1.0).all()
+    assert out["samples"].shape == (2, 2, 2, 4, 4)
+
+
 def test_energy_selection_needs_a_model_with_energies(boards) -> None:
     with pytest.raises(ValueError, match="energy"):
         predict(Constant(), boards.grids("puzzles"), copies=3)
