@@ -47,6 +47,8 @@ REGISTRY: dict[str, Entry] = {
     "integrators": Entry("studies.methods", "integrator comparison: order, work-precision, sphere drift"),
     "sudoku": Entry("studies.sudoku.study", "Sudoku reasoning: train, then evaluate more steps and energy-based selection"),
     "objects": Entry("studies.objects.study", "unsupervised object discovery: SimCLR training, clustering, FG-ARI and MBO"),
+    "robustness": Entry("studies.robustness.study",
+                        "image classification: adversarial robustness, corruptions and calibration, AKOrN vs a ConvNet"),
     "bench": Entry("studies.bench:main", "performance benchmarks (results in a file)"),
     "show": Entry("studies.show", "print what a result file holds and write its plot"),
 }

@@ -12,6 +12,11 @@ Building blocks of the study of paper section 5.3 / Table 4:
   (the latter three through ``torchattacks`` 3.5.1, imported lazily) and robust accuracy.
 * :mod:`~studies.robustness.metrics`: accuracy, expected calibration error, reliability
   diagrams (data and PNG plot), and softmax averaging over repeated passes of a stochastic model.
+* :mod:`~studies.robustness.train`, :mod:`~studies.robustness.evaluate`,
+  :mod:`~studies.robustness.plots` and the command :mod:`~studies.robustness.study`
+  (``akorn robustness train|eval``): training runs, the evaluation Dataset and its figures
+  (the functions ``train``, ``evaluate`` and ``plot`` stay in their modules, whose names they
+  would shadow here).
 """
 
 from .attacks import ATTACKS, autoattack, fgsm, no_attack, pgd_linf, random_sign_noise, robust_accuracy
@@ -27,6 +32,7 @@ from .data import (
     render_textured_shapes,
     textured_shapes,
 )
+from .evaluate import RobustnessEvalConfig, evaluate_model
 from .metrics import (
     ReliabilityDiagram,
     accuracy,
@@ -36,6 +42,8 @@ from .metrics import (
     reliability_diagram,
     to_probabilities,
 )
+from .plots import plot_reliability_diagrams, summarize
+from .train import RobustnessTrainConfig, RunError, augment, build_model, load_run
 
 __all__ = [
     "ATTACKS",
@@ -44,24 +52,33 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "ImageData",
     "ReliabilityDiagram",
+    "RobustnessEvalConfig",
+    "RobustnessTrainConfig",
+    "RunError",
     "SEVERITY_PARAMS",
     "TEXTURED_SHAPES_CLASSES",
     "accuracy",
+    "augment",
     "autoattack",
+    "build_model",
     "corrupt",
     "ensemble_predict",
+    "evaluate_model",
     "expected_calibration_error",
     "fgsm",
     "load_cifar10",
     "load_fashion_mnist",
+    "load_run",
     "no_attack",
     "pgd_linf",
     "plot_reliability_diagram",
+    "plot_reliability_diagrams",
     "random_sign_noise",
     "read_idx",
     "reliability_diagram",
     "render_textured_shapes",
     "robust_accuracy",
+    "summarize",
     "textured_shapes",
     "to_probabilities",
 ]
