@@ -17,12 +17,14 @@ Families (each class states ``order``, ``adaptive``, ``stays_on_sphere``):
 - the float64 reference ``scipy_reference`` (SciPy DOP853, no gradients).
 
 :func:`step_fixed` runs T steps of a native method with an optional exact-discrete
-checkpointed gradient (the discrete AKOrN layer). Adding a method is one class implementing
+checkpointed gradient (the discrete AKOrN layer); :class:`Compiled` wraps a native fixed-step
+method in ``torch.compile``. Adding a method is one class implementing
 :class:`AbstractSolver` and one line in :mod:`integrators.registry`.
 """
 
 from .adaptive import AbstractEmbeddedRK, Dopri5Normalized
 from .base import AbstractSolver, SolverError, StepResult
+from .compiled import Compiled
 from .controller import PIController
 from .registry import METHODS, get_solver
 from .skew import expm_skew_apply
@@ -34,6 +36,7 @@ __all__ = [
     "METHODS",
     "AbstractEmbeddedRK",
     "AbstractSolver",
+    "Compiled",
     "Dopri5Normalized",
     "PIController",
     "Solution",

@@ -17,9 +17,10 @@ the history that only a whole solve keeps.
 
 from __future__ import annotations
 
+import abc
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +28,8 @@ from torch import nn
 from .base import AbstractSolver, StepResult, TimeLike, reject_unknown_options
 
 __all__ = [
-    "AbstractTorchdiffeq", "AdaptiveHeun", "Bosh3", "Dopri5", "Dopri8", "Euler", "ExplicitAdams", "Fehlberg2",
+    "TORCHDIFFEQ_FAMILIES", "AbstractTorchdiffeqAdams", "AbstractTorchdiffeqAdaptive", "AbstractTorchdiffeqFixed",
+    "AdaptiveHeun", "Bosh3", "Dopri5", "Dopri8", "Euler", "ExplicitAdams", "Fehlberg2",
     "FixedAdams", "Heun2", "Heun3", "ImplicitAdams", "Midpoint", "RK4",
 ]
 
@@ -40,11 +42,17 @@ def _torchdiffeq_solvers() -> dict[str, type]:
     return SOLVERS
 
 
+def substeps(interval: float, dt: float) -> int:
+    """Equal steps needed to cross ``interval`` with steps no longer than ``dt``; a step may exceed
+    ``dt`` by one part in 10^6, so float32 output times (0.1 stored as 0.100000001) do not add a step."""
+    return max(1, math.ceil(abs(interval) / dt * (1 - 1e-6)))
+
+
 def output_grid(t: list[float], dt: float) -> list[float]:
     """Time grid through every output time, each interval split into equal steps ``<= dt``."""
     grid = [t[0]]
     for a, b in zip(t[:-1], t[1:]):
-        m = max(1, math.ceil(abs(b - a) / dt - 1e-9))
+        m = substeps(b - a, dt)
         grid.extend(a + (b - a) * j / m for j in range(1, m))
         grid.append(b)
     return grid
@@ -56,9 +64,23 @@ def _grid_constructor(dt: float):
     return construct
 
 
-class AbstractTorchdiffeq(AbstractSolver):
-    """A method delegated to torchdiffeq under the name ``name``."""
+def _odeint_one_step(solver: AbstractSolver, options: dict[str, Any], field: Any, t: TimeLike, dt: TimeLike,
+                     x: torch.Tensor) -> StepResult:
+    """One step of a fixed-grid torchdiffeq method: ``odeint`` over the grid ``[t, t + dt]``."""
+    from torchdiffeq import odeint
 
+    t0 = torch.as_tensor(t, dtype=torch.float64, device=x.device)
+    tt = torch.stack([t0, t0 + dt])
+    opts = dict(options, grid_constructor=lambda f, y0, tg: tg)
+    y = odeint(field, x, tt, method=solver.name, options=opts, rtol=1e-6, atol=1e-8)[-1]
+    return StepResult(y, None, None)
+
+
+class AbstractTorchdiffeqFixed(AbstractSolver):
+    """A fixed-grid torchdiffeq method without options (the grid comes from ``t`` and ``dt``)."""
+
+    adaptive = False
+    uses_tolerances = False
     native = False
     stays_on_sphere = False
 
@@ -66,24 +88,11 @@ class AbstractTorchdiffeq(AbstractSolver):
         return None
 
     def odeint_options(self) -> dict[str, Any]:
-        """The torchdiffeq options this instance stands for."""
+        """The torchdiffeq options this instance stands for (none)."""
         return {}
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
-        from torchdiffeq import odeint
-
-        t0 = torch.as_tensor(t, dtype=torch.float64, device=x.device)
-        tt = torch.stack([t0, t0 + dt])
-        opts = dict(self.odeint_options(), grid_constructor=lambda f, y0, tg: tg)
-        y = odeint(field, x, tt, method=self.name, options=opts, rtol=1e-6, atol=1e-8)[-1]
-        return StepResult(y, None, None)
-
-
-class AbstractTorchdiffeqFixed(AbstractTorchdiffeq):
-    """A fixed-grid torchdiffeq method (no options: the grid comes from ``t`` and ``dt``)."""
-
-    adaptive = False
-    uses_tolerances = False
+        return _odeint_one_step(self, {}, field, t, dt, x)
 
 
 class Euler(AbstractTorchdiffeqFixed):
@@ -116,8 +125,38 @@ class RK4(AbstractTorchdiffeqFixed):
     name, order, stages = "rk4", 4, 4
 
 
-class ExplicitAdams(AbstractTorchdiffeq):
-    """Adams–Bashforth (torchdiffeq ``explicit_adams``), started with RK4. Order 4.
+def _check_adams(max_order: Any, lowest: int, max_iters: Any = 1) -> None:
+    if isinstance(max_order, bool) or not isinstance(max_order, int) or not lowest <= max_order <= 12:
+        raise ValueError(f"max_order: expected an integer in [{lowest}, 12], got {max_order!r}")
+    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
+        raise ValueError(f"max_iters: expected a positive integer, got {max_iters!r}")
+
+
+class AbstractTorchdiffeqAdams(AbstractSolver):
+    """torchdiffeq's Adams methods: multistep, started with RK4, on the same fixed grid.
+
+    ``step`` takes the self-starting (RK4) step: the method's own order needs the history that
+    only a whole solve keeps.
+    """
+
+    adaptive = False
+    native = False
+    stays_on_sphere = False
+    order = 4
+
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+        return None
+
+    @abc.abstractmethod
+    def odeint_options(self) -> dict[str, Any]:
+        """The torchdiffeq options this instance stands for."""
+
+    def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
+        return _odeint_one_step(self, self.odeint_options(), field, t, dt, x)
+
+
+class ExplicitAdams(AbstractTorchdiffeqAdams):
+    """Adams–Bashforth (torchdiffeq ``explicit_adams``), started with RK4. Order 4, 1 evaluation.
 
     Args:
         max_order: torchdiffeq's ``max_order`` (the predictor uses ``max_order − 1`` past
@@ -126,42 +165,21 @@ class ExplicitAdams(AbstractTorchdiffeq):
             tiny; it diverged at h = 0.1 on a mildly nonlinear test problem.
     """
 
-    name, order, stages = "explicit_adams", 4, 1
-    adaptive = False
+    name, stages = "explicit_adams", 1
     uses_tolerances = False
 
     def __init__(self, *, max_order: int = 5, **unknown: Any) -> None:
         reject_unknown_options(self, unknown)
-        if isinstance(max_order, bool) or not isinstance(max_order, int) or not 5 <= max_order <= 12:
-            raise ValueError(f"max_order: expected an integer in [5, 12] (order-4 Adams–Bashforth or higher), "
-                             f"got {max_order!r}")
+        _check_adams(max_order, 5)
         self.max_order = max_order
 
     def odeint_options(self) -> dict[str, Any]:
         return {"max_order": self.max_order}
 
 
-class AbstractTorchdiffeqImplicitAdams(AbstractTorchdiffeq):
-    """Adams–Bashforth–Moulton predictor with a fixed-point corrector iterated to ``rtol``/``atol``."""
-
-    order, stages = 4, 2
-    adaptive = False
-    uses_tolerances = True
-
-    def __init__(self, *, max_order: int = 4, max_iters: int = 10, **unknown: Any) -> None:
-        reject_unknown_options(self, unknown)
-        if isinstance(max_order, bool) or not isinstance(max_order, int) or not 4 <= max_order <= 12:
-            raise ValueError(f"max_order: expected an integer in [4, 12], got {max_order!r}")
-        if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
-            raise ValueError(f"max_iters: expected a positive integer, got {max_iters!r}")
-        self.max_order, self.max_iters = max_order, max_iters
-
-    def odeint_options(self) -> dict[str, Any]:
-        return {"max_order": self.max_order, "max_iters": self.max_iters}
-
-
-class ImplicitAdams(AbstractTorchdiffeqImplicitAdams):
-    """Adams–Bashforth–Moulton (torchdiffeq ``implicit_adams``), started with RK4. Order 4.
+class ImplicitAdams(AbstractTorchdiffeqAdams):
+    """Adams–Bashforth–Moulton (torchdiffeq ``implicit_adams``), started with RK4: a predictor and
+    a fixed-point corrector iterated to ``rtol``/``atol``. Order 4, ~2 evaluations per step.
 
     Args:
         max_order: torchdiffeq's ``max_order``. The default here is 4 (3-step Adams–Bashforth
@@ -173,16 +191,25 @@ class ImplicitAdams(AbstractTorchdiffeqImplicitAdams):
             (torchdiffeq then warns and drops the step's history).
     """
 
-    name = "implicit_adams"
+    name, stages = "implicit_adams", 2
+    uses_tolerances = True
+
+    def __init__(self, *, max_order: int = 4, max_iters: int = 10, **unknown: Any) -> None:
+        reject_unknown_options(self, unknown)
+        _check_adams(max_order, 4, max_iters)
+        self.max_order, self.max_iters = max_order, max_iters
+
+    def odeint_options(self) -> dict[str, Any]:
+        return {"max_order": self.max_order, "max_iters": self.max_iters}
 
 
-class FixedAdams(AbstractTorchdiffeqImplicitAdams):
-    """torchdiffeq's older name for ``implicit_adams`` (same method and options)."""
+class FixedAdams(ImplicitAdams):
+    """torchdiffeq's older name for ``implicit_adams``: the same method, options and defaults."""
 
     name = "fixed_adams"
 
 
-class AbstractTorchdiffeqAdaptive(AbstractTorchdiffeq):
+class AbstractTorchdiffeqAdaptive(AbstractSolver):
     """An embedded Runge–Kutta pair with torchdiffeq's step-size controller.
 
     Args:
@@ -194,6 +221,8 @@ class AbstractTorchdiffeqAdaptive(AbstractTorchdiffeq):
 
     adaptive = True
     uses_tolerances = True
+    native = False
+    stays_on_sphere = False
 
     def __init__(self, *, safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2, min_step: float = 0.0,
                  max_step: float = math.inf, max_steps: int = 100_000, **unknown: Any) -> None:
@@ -208,11 +237,17 @@ class AbstractTorchdiffeqAdaptive(AbstractTorchdiffeq):
         self.safety, self.ifactor, self.dfactor = float(safety), float(ifactor), float(dfactor)
         self.min_step, self.max_step, self.max_steps = float(min_step), float(max_step), max_steps
 
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+        return None
+
     def odeint_options(self) -> dict[str, Any]:
+        """The torchdiffeq options this instance stands for."""
         return {"safety": self.safety, "ifactor": self.ifactor, "dfactor": self.dfactor, "min_step": self.min_step,
                 "max_step": self.max_step, "max_num_steps": self.max_steps}
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
+        """One step of the pair (no step-size control) through torchdiffeq's Runge–Kutta step,
+        which also returns the error estimate."""
         try:
             from torchdiffeq._impl.rk_common import _ButcherTableau, _runge_kutta_step
         except ImportError as exc:  # pragma: no cover - depends on torchdiffeq's internals
@@ -231,6 +266,10 @@ class AbstractTorchdiffeqAdaptive(AbstractTorchdiffeq):
 
         y1, f1, err, _ = _runge_kutta_step(func, x, f0, t0, dt_t, t0 + dt_t, tab)
         return StepResult(y1, err.to(x.dtype), None)
+
+
+TORCHDIFFEQ_FAMILIES = (AbstractTorchdiffeqFixed, AbstractTorchdiffeqAdams, AbstractTorchdiffeqAdaptive)
+"""The abstract bases of the methods :func:`integrators.solve` delegates to torchdiffeq."""
 
 
 class Dopri5(AbstractTorchdiffeqAdaptive):
@@ -320,7 +359,7 @@ def adjoint_parameters(field: Any) -> tuple[torch.Tensor, ...]:
     return tuple(params)
 
 
-def solve_torchdiffeq(solver: AbstractTorchdiffeq, field: Any, x0: torch.Tensor, rec: Any, dt: float | None,
+def solve_torchdiffeq(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Any, dt: float | None,
                       rtol: float, atol: float, adjoint: bool, progress: Any) -> None:
     """Fill the recorder ``rec`` by delegating to ``torchdiffeq.odeint`` / ``odeint_adjoint``."""
     from torchdiffeq import odeint, odeint_adjoint

@@ -149,7 +149,7 @@ class AbstractSolver(abc.ABC):
         """
 
     def __repr__(self) -> str:
-        opts = {k: getattr(self, k) for k in _option_names(type(self)) if hasattr(self, k)}
+        opts = {k: v for k, v in vars(self).items() if k in _option_names(type(self))}
         inner = ", ".join(f"{k}={v!r}" for k, v in opts.items())
         return f"{type(self).__name__}({inner})"
 

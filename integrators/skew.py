@@ -139,7 +139,10 @@ def expm_skew_apply(M: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def commutator(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """The matrix commutator ``[A, B] = AB − BA`` of ``[..., n, n]`` batches (zero for ``n = 2``)."""
+    """The commutator ``[A, B] = AB − BA`` of skew-symmetric ``[..., n, n]`` batches.
+
+    For ``n = 2`` it returns zeros without computing: so(2) is abelian (pass skew matrices).
+    """
     if A.shape[-1] == 2 and B.shape[-1] == 2:
         # so(2) is abelian; skip two batched matmuls.
         return torch.zeros(torch.broadcast_shapes(A.shape, B.shape), dtype=A.dtype, device=A.device)

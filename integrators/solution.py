@@ -79,9 +79,14 @@ class Recorder:
         self.stats = {"nfe": 0, "steps": 0, "accepted": 0, "rejected": 0}
 
     def record(self, x: torch.Tensor) -> None:
-        """Record the state at the next output time (after a finiteness check: one sync)."""
+        """Record the state at the next output time (after a finiteness check: one sync).
+
+        The check is on the sum of the state (one reduction; a NaN or inf anywhere makes it
+        non-finite, and so does a state large enough to overflow the sum, which is a blow-up too).
+        """
         i = self.count
-        if not bool(torch.isfinite(x).all()):
+        total = x.sum() if x.dtype in (torch.float32, torch.float64) else x.sum(dtype=torch.float32)
+        if not bool(torch.isfinite(total)):
             self.raise_failure("nonfinite", f"method {self.method!r}: the state became NaN or inf by t = "
                                             f"{self.t_list[i]:g} (output {i}). Reduce dt (or rtol), or use a method "
                                             f"suited to the problem (e.g. 'lawson_rk4' for large natural "

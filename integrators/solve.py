@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from kuramoto import assert_state
 
 from .adaptive import AbstractEmbeddedRK
-from .ambient import AbstractTorchdiffeq, solve_torchdiffeq
+from .ambient import TORCHDIFFEQ_FAMILIES, solve_torchdiffeq, substeps
 from .base import AbstractSolver, TimeLike, check_dt, check_state_tensor
 from .reference import ScipyReference, solve_reference
 from .registry import get_solver
@@ -92,6 +92,35 @@ def _checkpointed_step(solver: AbstractSolver, field: Any, t: TimeLike, dt: Time
     return _checkpoint(run, x, cache, use_reentrant=False)
 
 
+def _check_segment(checkpoint: Any) -> int:
+    """``step_fixed``'s ``checkpoint`` as a segment length (0: no checkpointing)."""
+    if isinstance(checkpoint, bool):
+        return int(checkpoint)
+    if not isinstance(checkpoint, int) or checkpoint < 0:
+        raise ValueError(f"checkpoint: expected a bool or a non-negative integer (steps per checkpoint segment), "
+                         f"got {checkpoint!r}")
+    return checkpoint
+
+
+def _checkpointed_segment(solver: AbstractSolver, field: Any, t0: float, dt: TimeLike, first: int, count: int,
+                          x: torch.Tensor, cache: Any, observe: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
+                          keep_states: bool) -> tuple[torch.Tensor, Any, list[torch.Tensor], dict[str, list[torch.Tensor]]]:
+    """Steps ``first … first + count − 1`` under one non-reentrant checkpoint: only the segment's
+    input (and its outputs: the final state, and the states and observations asked for) is kept;
+    backward recomputes the segment's intermediates."""
+    def run(x_in: torch.Tensor, cache_in: Any) -> tuple[Any, ...]:
+        xs, obs = [], {key: [] for key in observe}
+        for k in range(first, first + count):
+            res = solver.step(field, t0 + k * dt, dt, x_in, cache_in)
+            x_in, cache_in = res.x, res.cache
+            if keep_states:
+                xs.append(x_in)
+            for key, fn in observe.items():
+                obs[key].append(fn(x_in))
+        return x_in, cache_in, xs, obs
+    return _checkpoint(run, x, cache, use_reentrant=False)
+
+
 def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Recorder, dt: float, adjoint: bool,
                  progress: _Progress | None) -> None:
     t_list = rec.t_list
@@ -101,7 +130,7 @@ def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Reco
     rec.record(x0)
     steps = 0
     for a, b in zip(t_list[:-1], t_list[1:]):
-        m = max(1, math.ceil(abs(b - a) / dt - 1e-9))
+        m = substeps(b - a, dt)
         h = (b - a) / m
         for j in range(m):
             tj = a + j * h
@@ -185,7 +214,8 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
           options: Mapping[str, Any] | None = None, progress: bool = False) -> Solution:
     """Integrate ``dx/dt = field(t, x)`` from ``x(t[0]) = x0`` and return the states at ``t``.
 
-    Main arguments:
+    The first four arguments are the main ones (as in ``torchdiffeq.odeint``); everything after
+    them is keyword-only.
 
     Args:
         field: the vector field, ``field(t, x) -> dx/dt`` (a :class:`kuramoto.KuramotoField`
@@ -195,14 +225,12 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
         t: output times ``[T]`` (strictly monotone; ``t[0]`` is the initial time; decreasing
             times integrate backwards).
         method: a name in :data:`integrators.METHODS` (``"rk4"``, ``"euler_normalized"``,
-            ``"lawson_rk4"``, ``"dopri5"``, ...) or an :class:`~integrators.AbstractSolver`.
-
-    Other arguments:
-
-    Args:
-        dt: step size; required by fixed-step methods (each output interval is split into equal
-            steps no longer than ``dt``, so outputs are exact steps, never interpolations); the
-            first step of an adaptive method (chosen automatically when ``None``).
+            ``"lawson_rk4"``, ``"dopri5"``, ...) or an :class:`~integrators.AbstractSolver`
+            (e.g. :class:`~integrators.Compiled`).
+        dt: step size. Fixed-step methods need it: each output interval is split into equal
+            steps no longer than ``dt`` (up to one part in 10^6), so the outputs are steps,
+            never interpolations. For an adaptive method it is the first step (chosen
+            automatically when ``None``).
         rtol, atol: tolerances of adaptive methods (and of the implicit Adams corrector);
             changing them for a method that ignores them raises.
         adjoint: memory-saving gradients. Native methods: the exact gradient of the discrete
@@ -283,7 +311,7 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
     try:
         if isinstance(solver, ScipyReference):
             solve_reference(solver, field, x0, rec, bar)
-        elif isinstance(solver, AbstractTorchdiffeq):
+        elif isinstance(solver, TORCHDIFFEQ_FAMILIES):
             solve_torchdiffeq(solver, field, x0, rec, dt, rtol, atol, adjoint, bar)
         elif isinstance(solver, AbstractEmbeddedRK):
             _solve_adaptive(solver, field, x0, rec, dt, rtol, atol, adjoint, bar)
@@ -317,9 +345,15 @@ def step_fixed(field: Any, x0: torch.Tensor, *, method: str | AbstractSolver = "
         dt: the step size γ, a float or a 0-d tensor that may require grad.
         steps: the number of steps T (``>= 0``).
         t0: initial time (``t_k = t0 + k·dt``).
-        checkpoint: exact gradient of the discrete map with each step recomputed in backward:
-            memory grows by one state per step instead of every intermediate of every step.
-            Gradients reach ``x0``, ``dt``, the field's parameters and its stimulus.
+        checkpoint: exact gradient of the discrete map with the steps recomputed in backward.
+            ``True`` (or 1): each step is a checkpoint segment, so memory grows by one state
+            per step instead of every intermediate of every step. An integer ``L > 1``: segments
+            of ``L`` steps; only each segment's input is kept (``T / L`` states) and backward
+            recomputes one segment at a time (``L`` steps' intermediates alive at once). The
+            gradient is the same; peak memory ``≈ (T / L)·|x| + L·C`` for a step whose
+            intermediates take ``C``, smallest near ``L = √(T |x| / C)``, at the same cost
+            (one extra forward). Gradients reach ``x0``, ``dt``, the field's parameters and its
+            stimulus.
         observe: ``{name: fn}`` evaluated on every state ``x_0 … x_T`` (differentiable).
         return_states: also return all states stacked.
 
@@ -345,12 +379,22 @@ def step_fixed(field: Any, x0: torch.Tensor, *, method: str | AbstractSolver = "
     if isinstance(t0, bool) or not isinstance(t0, (int, float)):
         raise TypeError(f"t0: expected a float, got {type(t0).__name__}")
     observe_fns = check_observe(observe)
-    use_ckpt = bool(checkpoint) and torch.is_grad_enabled()
+    segment = _check_segment(checkpoint)
+    use_ckpt = segment > 0 and torch.is_grad_enabled()
 
     states = [x0] if return_states else None
     observed: dict[str, list[torch.Tensor]] = {k: [fn(x0)] for k, fn in observe_fns.items()}
     x = x0
     cache = solver.init(field, t0, x0)
+    if use_ckpt and segment > 1:
+        for k in range(0, steps, segment):
+            x, cache, seg_states, seg_obs = _checkpointed_segment(solver, field, t0, dt, k, min(segment, steps - k),
+                                                                  x, cache, observe_fns, states is not None)
+            if states is not None:
+                states.extend(seg_states)
+            for key, values in seg_obs.items():
+                observed[key].extend(values)
+        return x, (torch.stack(states) if states is not None else None), {k: torch.stack(v) for k, v in observed.items()}
     for k in range(steps):
         tk = t0 + k * dt
         if use_ckpt:

@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ import torch.utils.checkpoint
 from kuramoto.couplings.image import Attention, Conv
 from kuramoto.frequencies import RotationPairs
 from networks.layer import KuramotoLayer
+from studies.bench.memory import peak_bytes, reset_peak, rss_bytes
 
 __all__ = ["naive_layer", "run"]
 
@@ -115,28 +115,10 @@ def _time(fn, reps: int) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) of this process (Linux >= 4.0)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def _peak_bytes(reset: bool) -> int:
-    if reset:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _memory_case(spec: str) -> None:
@@ -150,10 +132,10 @@ def _memory_case(spec: str) -> None:
     # so that the figure is the training step's memory, not a one-off import.
     probe = torch.ones(1, requires_grad=True)
     torch.utils.checkpoint.checkpoint(torch.sin, probe, use_reentrant=False).sum().backward()
-    base = _rss_bytes()
-    reset = _reset_peak()  # so that import-time transients do not count
+    base = rss_bytes()
+    reset = reset_peak()  # so that import-time transients do not count
     _fwd_bwd(s["impl"], layer, c, x0, target, s["T"])
-    peak = _peak_bytes(reset)
+    peak = peak_bytes(reset)
     print(json.dumps({"baseline_mb": base / 2**20, "peak_mb": peak / 2**20, "delta_mb": (peak - base) / 2**20}))
 
 

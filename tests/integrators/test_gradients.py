@@ -29,14 +29,23 @@ def test_checkpointed_gradient_equals_backprop(method: str) -> None:
     gamma = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
     inputs = [x0, gamma, c, *field.parameters()]
     grads = []
-    for checkpoint in (False, True):
+    # per-step checkpoints, and segments of 4 steps (6 = 4 + 2: a shorter last segment)
+    for checkpoint in (False, True, 4):
         x_T, states, obs = step_fixed(field, x0, method=method, dt=gamma, steps=6, checkpoint=checkpoint,
                                       observe={"E": field.energy}, return_states=True)
         loss = (x_T * torch.arange(x_T.shape[-1], dtype=x_T.dtype)).pow(2).sum() + obs["E"].sum() + states.sin().sum()
         grads.append(torch.autograd.grad(loss, inputs))
-    for name, a, b in zip(["x0", "gamma", "stimulus", "params"], *grads):
-        torch.testing.assert_close(a, b, rtol=0, atol=GRAD_ATOL, msg=f"{method}: gradient w.r.t. {name}")
+    for other in grads[1:]:
+        for name, a, b in zip(["x0", "gamma", "stimulus", "params"], grads[0], other):
+            torch.testing.assert_close(a, b, rtol=0, atol=GRAD_ATOL, msg=f"{method}: gradient w.r.t. {name}")
     assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in grads[1][:3])
+
+
+@pytest.mark.parametrize("checkpoint", [-1, 1.5, "yes"])
+def test_checkpoint_segment_must_be_a_count(checkpoint) -> None:
+    field, x0 = kuramoto_problem(3, N=4, seed=22)
+    with pytest.raises(ValueError, match="checkpoint: expected a bool or a non-negative integer"):
+        step_fixed(field, x0, dt=0.1, steps=2, checkpoint=checkpoint)
 
 
 @pytest.mark.parametrize("method", NATIVE)
