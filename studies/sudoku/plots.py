@@ -90,7 +90,7 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator, NullFormatter
 
     ds = _check(ds)
     path = Path(path)
@@ -179,7 +179,7 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         losses = ds.train_loss.values[np.isfinite(ds.train_loss.values) & (ds.train_loss.values > 0)]
         if losses.size and losses.max() > 10 * losses.min():  # several decades: a log axis
             ax_loss.set_yscale("log")
-            ax_loss.yaxis.set_major_formatter(ScalarFormatter())
+            ax_loss.yaxis.set_major_formatter(LogFormatterSciNotation())
             ax_loss.yaxis.set_minor_formatter(NullFormatter())
         for a in (ax_val, ax_loss):
             a.xaxis.set_major_locator(MaxNLocator(integer=True))
