@@ -254,8 +254,10 @@ class KuramotoLayer(nn.Module):
         t_span: ``(t0, t1)`` with ``t1 > t0`` for a continuous layer; ``None`` for a discrete one.
         adjoint: memory-lean gradients. Discrete: the exact gradient of the discrete map with
             every step recomputed in the backward pass (``integrators.step_fixed(...,
-            checkpoint=True)``). Continuous: torchdiffeq's adjoint (``integrators.solve(...,
-            adjoint=True)``).
+            checkpoint=True)``); an integer ``L > 1`` keeps one state per ``L`` steps instead of
+            one per step (``checkpoint=L``: at T = 32 a conv layer's extra memory grew 1.75× from
+            T = 4 with ``L = 2``, 2.6× with one per step). Continuous: torchdiffeq's adjoint
+            (``integrators.solve(..., adjoint=True)``), a bool.
         project: apply the tangent projection to ``ĉ + Jx`` (``False`` is the official
             ``apply_proj=False`` ablation).
         legacy_identity_omega: reproduce the official identity-Ω quirk (see above).
@@ -303,10 +305,15 @@ class KuramotoLayer(nn.Module):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps: expected a positive integer, got {steps!r}")
         gamma = _positive_float(gamma, "gamma")
-        for name, flag in (("learn_gamma", learn_gamma), ("adjoint", adjoint), ("project", project),
+        for name, flag in (("learn_gamma", learn_gamma), ("project", project),
                            ("legacy_identity_omega", legacy_identity_omega)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name}: expected a bool, got {type(flag).__name__}")
+        if not isinstance(adjoint, int):  # a bool is an int
+            raise TypeError(f"adjoint: expected a bool or a segment length (int), got {type(adjoint).__name__}")
+        if adjoint < 0 or (t_span is not None and not isinstance(adjoint, bool)):
+            raise ValueError(f"adjoint: expected a bool, or for a discrete layer a positive number of steps per "
+                             f"checkpoint segment, got {adjoint!r}")
         if not isinstance(method, str) or method not in METHODS:
             raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
         solver_cls = METHODS[method]

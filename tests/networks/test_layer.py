@@ -195,11 +195,11 @@ def _grads(layer: KuramotoLayer, c: torch.Tensor, x0: torch.Tensor, T: int | Non
     return out.detach(), grads
 
 
-@pytest.mark.parametrize("coupling", ["conv", "attn"])
-def test_checkpointed_gradient_equals_backprop(coupling):
+@pytest.mark.parametrize("coupling,adjoint", [("conv", True), ("attn", True), ("conv", 2)])
+def test_checkpointed_gradient_equals_backprop(coupling, adjoint):
     kw = dict(omega=make_omega("group"), stimulus_norm="gn", steps=5, gamma=0.8, learn_gamma=True)
     plain = KuramotoLayer(make_coupling(coupling, seed=4), N_OSC, C, **kw)
-    ckpt = KuramotoLayer(make_coupling(coupling, seed=4), N_OSC, C, adjoint=True, **kw)
+    ckpt = KuramotoLayer(make_coupling(coupling, seed=4), N_OSC, C, adjoint=adjoint, **kw)
     ckpt.load_state_dict(plain.state_dict())
     assert ckpt.gamma.requires_grad
     c, x0 = inputs(9)
@@ -358,6 +358,10 @@ def test_constructor_errors():
         KuramotoLayer(conv, N_OSC, C, steps=0)
     with pytest.raises(TypeError, match="adjoint"):
         KuramotoLayer(conv, N_OSC, C, adjoint="yes")
+    with pytest.raises(ValueError, match="adjoint"):
+        KuramotoLayer(conv, N_OSC, C, adjoint=-1)
+    with pytest.raises(ValueError, match="adjoint"):
+        KuramotoLayer(conv, N_OSC, C, t_span=(0, 1), method="dopri5", adjoint=2)
 
 
 def test_forward_errors():
