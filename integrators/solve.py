@@ -102,12 +102,13 @@ def _check_segment(checkpoint: Any) -> int:
     return checkpoint
 
 
-def _checkpointed_segment(solver: AbstractSolver, field: Any, t0: float, dt: TimeLike, first: int, count: int,
-                          x: torch.Tensor, cache: Any, observe: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
-                          keep_states: bool) -> tuple[torch.Tensor, Any, list[torch.Tensor], dict[str, list[torch.Tensor]]]:
-    """Steps ``first … first + count − 1`` under one non-reentrant checkpoint: only the segment's
-    input (and its outputs: the final state, and the states and observations asked for) is kept;
-    backward recomputes the segment's intermediates."""
+def _run_steps(solver: AbstractSolver, field: Any, t0: float, dt: TimeLike, first: int, count: int, x: torch.Tensor,
+               cache: Any, observe: Mapping[str, Callable[[torch.Tensor], torch.Tensor]], keep_states: bool,
+               checkpoint: bool) -> tuple[torch.Tensor, Any, list[torch.Tensor], dict[str, list[torch.Tensor]]]:
+    """Steps ``first … first + count − 1``: the final state and cache, and the states and
+    observations asked for after each step. With ``checkpoint``, the steps run under one
+    non-reentrant checkpoint: only the segment's input and these outputs are kept, and backward
+    recomputes the segment's intermediates."""
     def run(x_in: torch.Tensor, cache_in: Any) -> tuple[Any, ...]:
         xs, obs = [], {key: [] for key in observe}
         for k in range(first, first + count):
@@ -118,7 +119,7 @@ def _checkpointed_segment(solver: AbstractSolver, field: Any, t0: float, dt: Tim
             for key, fn in observe.items():
                 obs[key].append(fn(x_in))
         return x_in, cache_in, xs, obs
-    return _checkpoint(run, x, cache, use_reentrant=False)
+    return _checkpoint(run, x, cache, use_reentrant=False) if checkpoint else run(x, cache)
 
 
 def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Recorder, dt: float, adjoint: bool,
@@ -386,24 +387,12 @@ def step_fixed(field: Any, x0: torch.Tensor, *, method: str | AbstractSolver = "
     observed: dict[str, list[torch.Tensor]] = {k: [fn(x0)] for k, fn in observe_fns.items()}
     x = x0
     cache = solver.init(field, t0, x0)
-    if use_ckpt and segment > 1:
-        for k in range(0, steps, segment):
-            x, cache, seg_states, seg_obs = _checkpointed_segment(solver, field, t0, dt, k, min(segment, steps - k),
-                                                                  x, cache, observe_fns, states is not None)
-            if states is not None:
-                states.extend(seg_states)
-            for key, values in seg_obs.items():
-                observed[key].extend(values)
-        return x, (torch.stack(states) if states is not None else None), {k: torch.stack(v) for k, v in observed.items()}
-    for k in range(steps):
-        tk = t0 + k * dt
-        if use_ckpt:
-            x, _, cache = _checkpointed_step(solver, field, tk, dt, x, cache)
-        else:
-            res = solver.step(field, tk, dt, x, cache)
-            x, cache = res.x, res.cache
+    span = segment if use_ckpt else max(steps, 1)  # steps per segment (one segment without checkpoints)
+    for k in range(0, steps, span):
+        x, cache, seg_states, seg_obs = _run_steps(solver, field, t0, dt, k, min(span, steps - k), x, cache,
+                                                   observe_fns, states is not None, use_ckpt)
         if states is not None:
-            states.append(x)
-        for key, fn in observe_fns.items():
-            observed[key].append(fn(x))
+            states.extend(seg_states)
+        for key, values in seg_obs.items():
+            observed[key].extend(values)
     return x, (torch.stack(states) if states is not None else None), {k: torch.stack(v) for k, v in observed.items()}
