@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -13,32 +12,6 @@ from .base import AbstractSolver, StepResult, TimeLike, require_attribute
 from .tableau import axpy
 
 __all__ = ["LawsonRK4"]
-
-
-def _half_step_rotation(omega: Any, half: TimeLike, n: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``v ↦ exp((h/2) Ω) v``. Every rotation of a Lawson step is by ``h/2``. When Ω turns
-    component pairs, its cos/sin are computed once per step (not once per rotation, as five
-    calls to ``omega.rotate`` would); any other Ω uses ``omega.rotate``."""
-    if omega is None:
-        return lambda v: v
-    try:
-        w = omega.pair_omega()
-    except NotImplementedError:
-        return lambda v: omega.rotate(v, half)
-    if n % 2:
-        raise ValueError(f"x: {type(omega).__name__} rotates component pairs and needs an even sphere dimension n, "
-                         f"got n={n}")
-    phi = w * half
-    c, s = torch.cos(phi), torch.sin(phi)  # once per step; real arithmetic (inductor has no complex codegen)
-    if n == 2 and (c.dim() == 0 or c.shape[-1] == 1):
-        def rotate(v: torch.Tensor) -> torch.Tensor:
-            a, b = v[..., 0:1], v[..., 1:2]
-            return torch.cat((c * a - s * b, s * a + c * b), dim=-1)
-    else:
-        def rotate(v: torch.Tensor) -> torch.Tensor:
-            a, b = v[..., 0::2], v[..., 1::2]
-            return torch.stack((c * a - s * b, s * a + c * b), dim=-1).reshape(v.shape)
-    return rotate
 
 
 class LawsonRK4(AbstractSolver):
@@ -54,8 +27,9 @@ class LawsonRK4(AbstractSolver):
         k4 = g(R(h) x + h R(h/2) k3)
         x ← normalize(R(h) x + h/6 (R(h) k1 + 2 R(h/2)(k2 + k3) + k4))
 
-    (evaluated with nested half-step rotations: 5 rotations by ``h/2`` per step, whose cos/sin
-    are computed once when Ω turns component pairs).
+    (evaluated with nested half-step rotations: 5 rotations by ``h/2`` per step, all through one
+    ``omega.rotation(h/2)`` map, so its cos/sin, or a :class:`~kuramoto.Skew`'s matrix
+    exponential, is computed once per step).
 
     ``g`` is ``field.coupling_term`` (the field without its rotation). Natural frequencies of
     any size, e.g. the thousands in a Lorentzian's tails, are rotated exactly, with no phase
@@ -87,7 +61,8 @@ class LawsonRK4(AbstractSolver):
         g = require_attribute(field, "coupling_term", self.name, "the field without its rotation, g(t, x)")
         omega = require_attribute(field, "omega", self.name, "the natural frequencies whose rotation is applied exactly")
         half = 0.5 * dt
-        R = _half_step_rotation(omega, half, x.shape[-1])
+        # Every rotation of the step is by h/2: one map, its cos/sin computed once per step.
+        R = (lambda v: v) if omega is None else omega.rotation(half)
         k1 = g(t, x)
         k2 = g(t + half, R(axpy(x, half, k1)))
         x_half = R(x)
