@@ -28,10 +28,11 @@ import inspect
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
-__all__ = ["REGISTRY", "Entry", "build_parser", "main"]
+__all__ = ["REGISTRY", "Entry", "build_parser", "config_error", "config_from_args", "main", "run_command"]
 
 
 class Entry(NamedTuple):
@@ -180,7 +181,8 @@ def build_parser(name: str) -> tuple[argparse.ArgumentParser, Any]:
     return parser, module
 
 
-def _config_error(parser: argparse.ArgumentParser, exc: Exception) -> None:
+def config_error(parser: argparse.ArgumentParser, exc: Exception) -> NoReturn:
+    """Exit with argparse's usage error for a bad config value, naming its option (``--k-max``)."""
     field = getattr(exc, "field", None)
     reason = getattr(exc, "reason", str(exc))
     if field:
@@ -188,44 +190,71 @@ def _config_error(parser: argparse.ArgumentParser, exc: Exception) -> None:
     parser.error(str(exc))
 
 
+def config_from_args(parser: argparse.ArgumentParser, config_cls: type, args: argparse.Namespace) -> Any:
+    """``config_cls.preset(args.preset, **fields)`` from the parsed options of its fields.
+
+    A bad value exits with the usage error of :func:`config_error` (status 2).
+    """
+    from studies.config import ConfigError
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    try:
+        return config_cls.preset(args.preset, **{k: v for k, v in vars(args).items() if k in names})
+    except ConfigError as exc:
+        config_error(parser, exc)
+
+
+def run_command(command: str, parser: argparse.ArgumentParser, action: Callable[[], int], *,
+                errors: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError),
+                resume: str = "rerun the same command to resume") -> int:
+    """Run ``action()`` and turn the failures a user can act on into an exit status.
+
+    A :class:`~studies.config.ConfigError` is a usage error naming its option (exit 2); one of
+    ``errors`` (missing or unusable data, runs or files: the message says which) prints
+    ``"<command>: error: ..."`` and returns 1; Ctrl-C prints ``"<command>: interrupted; <resume>"``
+    and returns 130. Anything else is a bug and propagates with its traceback.
+    """
+    from studies.config import ConfigError
+
+    try:
+        return action()
+    except ConfigError as exc:
+        config_error(parser, exc)
+    except errors as exc:
+        print(f"{command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{command}: interrupted; {resume}", file=sys.stderr)
+        return 130
+
+
 def run_study(name: str, module: Any, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Build the config from ``args``, run the study into ``<out>/<FILENAME>``, plot, summarise."""
-    from studies.config import ConfigError
     from studies.storage import StorageError
 
-    names = {f.name for f in dataclasses.fields(module.Config)}
-    fields = {k: v for k, v in vars(args).items() if k in names}
-    try:
-        config = module.Config.preset(args.preset, **fields)
-    except ConfigError as exc:
-        _config_error(parser, exc)
+    config = config_from_args(parser, module.Config, args)
     path = Path(args.out) / module.FILENAME
     params = inspect.signature(module.run).parameters
     kwargs: dict[str, Any] = {"path": path, "progress": args.progress}
     for opt in ("scheduler", "workers", "overwrite"):
         if opt in params:
             kwargs[opt] = getattr(args, opt)
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
+
+    def action() -> int:
+        wall, cpu = time.perf_counter(), time.process_time()
         ds = module.run(config, **kwargs)
-    except ConfigError as exc:
-        _config_error(parser, exc)
-    except StorageError as exc:
-        print(f"akorn {name}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nakorn {name}: interrupted; rerun the same command to resume from the last complete chunk",
-              file=sys.stderr)
-        return 130
-    print(f"wrote {path}")
-    if args.plot:
-        png = path.with_suffix(".png")
-        module.plot(ds, png)
-        print(f"wrote {png}")
-    if hasattr(module, "summarize"):
-        print(module.summarize(ds))
-    print(f"time: {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU (this process)")
-    return 0
+        print(f"wrote {path}")
+        if args.plot:
+            png = path.with_suffix(".png")
+            module.plot(ds, png)
+            print(f"wrote {png}")
+        if hasattr(module, "summarize"):
+            print(module.summarize(ds))
+        print(f"time: {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU (this process)")
+        return 0
+
+    return run_command(f"akorn {name}", parser, action, errors=(StorageError,),
+                       resume="rerun the same command to resume from the last complete chunk")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -421,10 +421,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.set_defaults(_parser=ev)
 
 
-def _field_error(parser: argparse.ArgumentParser, exc: ConfigError) -> None:
-    parser.error(f"argument --{exc.field.replace('_', '-')}: {exc.reason}")
-
-
 def _main_train(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> bool:
     from studies.objects.train import history_text, train_run
     from studies.training import cleanup_distributed, is_main_process
@@ -463,25 +459,22 @@ def _main_eval(args: argparse.Namespace, config: Config) -> bool:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``akorn objects train|eval`` with parsed arguments; returns the exit status."""
+    from studies.cli import config_from_args, run_command
+
     parser = args._parser
-    names = {f.name for f in dataclasses.fields(Config)}
-    wall, cpu = time.perf_counter(), time.process_time()
-    try:
-        config = Config.preset(args.preset, **{k: v for k, v in vars(args).items() if k in names})
-        # returns whether this process reports (rank 0 under DDP)
+    config = config_from_args(parser, Config, args)
+
+    def action() -> int:
+        wall, cpu = time.perf_counter(), time.process_time()
+        # whether this process reports (rank 0 under DDP)
         report = _main_train(parser, args, config) if args.action == "train" else _main_eval(args, config)
-    except ConfigError as exc:
-        _field_error(parser, exc)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"akorn objects {args.action}: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nakorn objects {args.action}: interrupted; rerun the same command to resume from the last "
-              f"completed epoch", file=sys.stderr)
-        return 130
-    if report:
-        print(f"time: {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU (this process)")
-    return 0
+        if report:
+            print(f"time: {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
+                  f"(this process)")
+        return 0
+
+    return run_command(f"akorn objects {args.action}", parser, action,
+                       resume="rerun the same command to resume from the last completed epoch")
 
 
 def _standalone(argv: list[str] | None = None) -> int:

@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
-from typing import Any
 
-from studies.config import ConfigError
+from studies.cli import config_from_args, run_command
 
 from .evaluate import RobustnessEvalConfig, evaluate
 from .plots import plot, plot_reliability_diagrams, summarize
@@ -105,27 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ev.set_defaults(_parser=ev)
 
 
-def _config(config_cls: type, args: argparse.Namespace) -> Any:
-    import dataclasses
-
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    fields = {k: v for k, v in vars(args).items() if k in names}
-    return config_cls.preset(args.preset, **fields)
-
-
-def _fail(args: argparse.Namespace, exc: BaseException) -> int:
-    if isinstance(exc, ConfigError):
-        args._parser.error(f"argument --{exc.field.replace('_', '-')}: {exc.reason}")
-    print(f"akorn robustness {args.action}: error: {exc}", file=sys.stderr)
-    return 1
-
-
 def _train(args: argparse.Namespace) -> int:
     import time
 
     from studies.training import cleanup_distributed, is_main_process
 
-    config = _config(RobustnessTrainConfig, args)
+    config = config_from_args(args._parser, RobustnessTrainConfig, args)
     out = Path(args.out) if args.out else DEFAULT_OUT / config.model
     started = time.perf_counter()
     try:
@@ -146,7 +129,7 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import time
 
-    config = _config(RobustnessEvalConfig, args)
+    config = config_from_args(args._parser, RobustnessEvalConfig, args)
     out = Path(args.out)
     path = out / FILENAME
     started = time.perf_counter()
@@ -170,10 +153,5 @@ def main(args: argparse.Namespace) -> int:
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     action = {"train": _train, "eval": _eval}[args.action]
-    try:
-        return action(args)
-    except (ConfigError, FileNotFoundError, RunError) as exc:
-        return _fail(args, exc)
-    except KeyboardInterrupt:
-        print(f"\nakorn robustness {args.action}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    return run_command(f"akorn robustness {args.action}", args._parser, lambda: action(args),
+                       errors=(FileNotFoundError, RunError))

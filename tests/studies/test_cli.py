@@ -140,3 +140,29 @@ def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "studies.cli", "--help"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0 and "commands:" in proc.stdout
+
+
+def _raiser(exc: BaseException):
+    def action() -> int:
+        raise exc
+    return action
+
+
+def test_run_command_maps_failures_to_exit_statuses(capsys):
+    import argparse
+
+    from studies.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="akorn demo")
+    assert cli.run_command("akorn demo", parser, lambda: 0) == 0
+    with pytest.raises(SystemExit) as info:  # a bad config value is a usage error naming its option
+        cli.run_command("akorn demo", parser, _raiser(ConfigError("k_max", "expected a positive number, got -1")))
+    assert info.value.code == 2 and "argument --k-max: expected a positive number" in capsys.readouterr().err
+    assert cli.run_command("akorn demo", parser, _raiser(FileNotFoundError("no run in 'x'"))) == 1
+    assert capsys.readouterr().err == "akorn demo: error: no run in 'x'\n"
+    assert cli.run_command("akorn demo", parser, _raiser(KeyboardInterrupt()), resume="rerun to go on") == 130
+    assert capsys.readouterr().err == "\nakorn demo: interrupted; rerun to go on\n"
+    with pytest.raises(RuntimeError):  # not a user's error: a bug keeps its traceback
+        cli.run_command("akorn demo", parser, _raiser(RuntimeError("bug")))
+    with pytest.raises(ValueError):  # errors= narrows what counts as the user's
+        cli.run_command("akorn demo", parser, _raiser(ValueError("bug")), errors=(FileNotFoundError,))
