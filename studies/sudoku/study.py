@@ -5,11 +5,11 @@ test them with more steps and with energy-based selection on harder, out-of-dist
 ``<out>/<tag>/<model>/`` (checkpoint every epoch, resumed automatically; run it under
 ``torchrun`` for DDP). ``akorn sudoku eval`` evaluates the trained models on the
 in-distribution and the OOD boards for every T and K and writes ``<out>/<tag>/sudoku.h5``
-with ``sudoku.png`` and ``sudoku_boards.png``. Presets: ``quick`` (4×4 boards, width 64, 30
-epochs: under an hour per model on a 2-core CPU), ``cpu`` (9×9 at width 128, resumed across
+with ``sudoku.png`` and ``sudoku_boards.png``. Presets: ``quick`` (6×6 boards, width 64, 30
+epochs: about an hour per model on one core), ``cpu`` (9×9 at width 128, resumed across
 sessions until it converges), ``paper`` (the official 9×9 recipe at width 512, for a GPU).
 
-Everything works for boards of any ``b_r × b_c`` boxes (``--box 2 3`` for 6×6). Training,
+Everything works for boards of any ``b_r × b_c`` boxes (``--box 2 2`` for 4×4, ``--box 3 3`` for 9×9). Training,
 evaluation and plots live in :mod:`studies.sudoku.train`, :mod:`studies.sudoku.evaluate` and
 :mod:`studies.sudoku.plots`; this module is the command line and re-exports their API.
 """
@@ -17,7 +17,6 @@ evaluation and plots live in :mod:`studies.sudoku.train`, :mod:`studies.sudoku.e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -85,7 +84,7 @@ __all__ = [
 
 DEFAULT_OUT = "results/sudoku"
 
-_PRESET_HELP = ("'quick': 4x4 boards, width 64, 30 epochs, under an hour per model on a 2-core CPU; 'cpu': 9x9 "
+_PRESET_HELP = ("'quick': 6x6 boards, width 64, 30 epochs, about an hour per model on one CPU core; 'cpu': 9x9 "
                 "at width 128, resumed across sessions until it converges; 'paper': the official 9x9 recipe "
                 "(width 512, 100 epochs) for a GPU (default: quick)")
 
@@ -162,17 +161,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(_parser=parser)
 
 
-def _settings(parser: argparse.ArgumentParser, cls: type, args: argparse.Namespace) -> Any:
-    from studies.config import ConfigError
-
-    names = {f.name for f in dataclasses.fields(cls)}
-    fields = {k: v for k, v in vars(args).items() if k in names}
-    try:
-        return cls.preset(args.preset, **fields)
-    except ConfigError as exc:
-        parser.error(f"argument --{exc.field.replace('_', '-')}: {exc.reason}")
-
-
 def _runtime(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     import torch
 
@@ -187,62 +175,57 @@ def _runtime(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def _main_train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from studies.config import ConfigError
+    from studies.cli import config_from_args, run_command
     from studies.training import cleanup_distributed, is_main_process
 
-    settings = _settings(parser, TrainSettings, args)
+    settings = config_from_args(parser, TrainSettings, args)
     _runtime(parser, args)
     if args.max_hours is not None and not args.max_hours > 0:
         parser.error(f"argument --max-hours: expected a positive number, got {args.max_hours}")
     if args.max_epochs is not None and args.max_epochs < 1:
         parser.error(f"argument --max-epochs: expected a positive integer, got {args.max_epochs}")
     run_dir = Path(args.out) / (args.tag or args.preset) / settings.model
-    main_process = True
-    try:
-        result = train_model(settings, run_dir, max_epochs=args.max_epochs, max_hours=args.max_hours,
-                             device=args.device, workers=args.workers, progress=args.progress)
-        main_process = is_main_process()  # before the process group is destroyed
-    except ConfigError as exc:
-        parser.error(f"argument --{exc.field.replace('_', '-')}: {exc.reason}")
-    except (FileNotFoundError, ValueError) as exc:  # unreadable data or checkpoint: the message says which
-        print(f"akorn sudoku train: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nakorn sudoku train: interrupted; rerun the same command to resume from the last checkpoint in "
-              f"{run_dir}", file=sys.stderr)
-        return 130
-    finally:
-        cleanup_distributed()
-    if main_process:
-        print(training_summary(result, settings, run_dir))
-    return 0
+
+    def action() -> int:
+        try:
+            result = train_model(settings, run_dir, max_epochs=args.max_epochs, max_hours=args.max_hours,
+                                 device=args.device, workers=args.workers, progress=args.progress)
+            main_process = is_main_process()  # before the process group is destroyed
+        finally:
+            cleanup_distributed()
+        if main_process:
+            print(training_summary(result, settings, run_dir))
+        return 0
+
+    # FileNotFoundError, ValueError: unreadable data or checkpoint; the message says which
+    return run_command("akorn sudoku train", parser, action,
+                       resume=f"rerun the same command to resume from the last checkpoint in {run_dir}")
 
 
 def _main_eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    config = _settings(parser, EvalSettings, args)
+    from studies.cli import config_from_args, run_command
+
+    config = config_from_args(parser, EvalSettings, args)
     _runtime(parser, args)
     if not args.memory_gb > 0:
         parser.error(f"argument --memory-gb: expected a positive number, got {args.memory_gb}")
-    base = Path(args.out) / (args.tag or args.preset)
-    path = base / FILENAME
-    wall = time.perf_counter()
-    try:
+    path = Path(args.out) / (args.tag or args.preset) / FILENAME
+
+    def action() -> int:
+        wall = time.perf_counter()
         ds = evaluate(config, run_dirs(args.out, args.tag or args.preset, config.models), path=path,
                       device=args.device, memory_gb=args.memory_gb, workers=args.workers, progress=args.progress)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"akorn sudoku eval: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nakorn sudoku eval: interrupted; rerun the same command to resume (finished cells are in "
-              f"{path.with_suffix('.partial.h5')})", file=sys.stderr)
-        return 130
-    print(f"wrote {path}")
-    if args.plot:
-        png = plot(ds, path.with_suffix(".png"))
-        print(f"wrote {png} and {png.with_name(png.stem + '_boards.png')}")
-    print(summarize(ds))
-    print(f"time: {(time.perf_counter() - wall) / 60:.1f} min")
-    return 0
+        print(f"wrote {path}")
+        if args.plot:
+            png = plot(ds, path.with_suffix(".png"))
+            print(f"wrote {png} and {png.with_name(png.stem + '_boards.png')}")
+        print(summarize(ds))
+        print(f"time: {(time.perf_counter() - wall) / 60:.1f} min")
+        return 0
+
+    return run_command("akorn sudoku eval", parser, action,
+                       resume=f"rerun the same command to resume (finished cells are in "
+                              f"{path.with_suffix('.partial.h5')})")
 
 
 def main(args: argparse.Namespace) -> int:
