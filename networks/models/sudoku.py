@@ -234,3 +234,31 @@ class SudokuAKOrN(nn.Module):
         if return_energy:
             return logits, traj.logged_energy
         return logits
+
+    def logits_along(self, board: torch.Tensor, *, steps: int | None = None,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The answer read out at every step of the last block: what more steps do to it.
+
+        Runs ``forward`` once and applies the last readout and the head to every state
+        ``x_0 … x_T`` of the last Kuramoto layer. With ``depth == 1`` entry ``t`` equals
+        ``forward(board, steps=t)`` for the same noise; with ``depth > 1`` the earlier blocks
+        run all T steps and only the last one is read out along the way.
+
+        Args:
+            board: ``[B, S, S]`` integer grid or ``[B, S, S, S]`` one-hot.
+            steps: Kuramoto steps T of every layer (default: the constructor's).
+            generator: random generator of the blank-cell noise (ignored with ``fixed_noise``).
+
+        Returns:
+            ``(logits, energy)``: logits ``[T+1, B, S, S, S]`` and the paper's energy
+            ``E(x_t)`` ``[T+1, B]`` of the last layer's states.
+        """
+        c, given = self.stimulus(board)
+        x = self._initial_state(c, given, generator)
+        for layer, readout in zip(self.layers[:-1], self.readouts[:-1]):
+            x = layer(c, x, steps=steps)
+            c = readout(x)
+        _, traj = self.layers[-1](c, x, steps=steps, return_trajectory=True)
+        # one state at a time: T+1 readouts of a whole batch at once would hold T+1 feature maps
+        logits = torch.stack([self.head(self.readouts[-1](state)).permute(0, 2, 3, 1) for state in traj.states])
+        return logits, traj.energy

@@ -58,6 +58,7 @@ __all__ = [
     "SPLITS",
     "EvalSettings",
     "Prediction",
+    "accuracy_along",
     "board_accuracy",
     "cell_accuracy",
     "energy_scores",
@@ -79,7 +80,7 @@ _MAX_ITEMS = 4096  # forward passes per chunk, whatever the memory budget
 
 #: Presets of the evaluation (the quick preset is the dataclass defaults). Selection over K
 #: copies costs K plain runs plus the energies (about 2x), so on a CPU it runs on the first
-#: boards of each split only: 100 (quick, 4×4) or 50 (cpu, 9×9); the paper preset uses all.
+#: boards of each split only: 100 (quick, 6×6) or 50 (cpu, 9×9); the paper preset uses all.
 EVAL_PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "cpu": {"vote_boards": 50},
@@ -304,6 +305,60 @@ def predict(model: nn.Module, boards: torch.Tensor, *, steps: int | None = None,
         logits, scores = model(batch, **kwargs), None
     digits = (logits.argmax(-1) + 1).view(copies, b, *boards.shape[1:]).cpu()
     return Prediction(digits, scores)
+
+
+def accuracy_along(model: nn.Module, data: SudokuData, *, steps: int, seed: int = 0,
+                   chunk: int = 256) -> xr.Dataset:
+    """Accuracy of the answer read out at every step ``t = 0 … T`` of one run per board.
+
+    One ``T``-step run gives the answers of every shorter run from the same noise, so this shows
+    what more steps do (settling into a minimum, or drifting away from the training T's answer)
+    at the cost of one evaluation at ``T``. Needs a model with ``logits_along`` (AKOrN).
+
+    Args:
+        model: a :class:`~networks.models.sudoku.SudokuAKOrN` (put it in ``eval()`` mode).
+        data: the boards.
+        steps: T, the last step read out.
+        seed: seed of the initial-state noise.
+        chunk: boards per forward pass.
+
+    Returns:
+        A Dataset over ``t`` with ``board_acc``, ``cell_acc`` (blank cells) and ``energy`` (the
+        paper's ``E(x_t)``, mean over boards).
+
+    Raises:
+        TypeError: the model has no ``logits_along`` or ``data`` is not a :class:`SudokuData`.
+        ValueError: ``steps`` or ``chunk`` is not a positive integer.
+    """
+    if not callable(getattr(model, "logits_along", None)):
+        raise TypeError(f"model: expected a model with logits_along (SudokuAKOrN), got {type(model).__name__}")
+    if not isinstance(data, SudokuData):
+        raise TypeError(f"data: expected SudokuData, got {type(data).__name__}")
+    for name, value in (("steps", steps), ("chunk", chunk)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    puzzles, solutions, given = data.grids("puzzles"), data.grids("solutions"), data.is_given()
+    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    digits, energies = [], []
+    with torch.no_grad():
+        for i in range(0, len(data), chunk):
+            logits, energy = model.logits_along(puzzles[i:i + chunk].to(device), steps=steps, generator=generator)
+            digits.append((logits.argmax(-1) + 1).cpu())
+            energies.append(energy.double().cpu())
+    pred = torch.cat(digits, dim=1)  # [T+1, B, S, S]
+    blank = ~given
+    right = (pred == solutions) | given
+    board_acc = right.flatten(2).all(2).double().mean(1)
+    cell_acc = (right & blank).flatten(2).sum(2).sum(1).double() / max(int(blank.sum()), 1)
+    energy = torch.cat(energies, dim=1).mean(1)
+    t = np.arange(steps + 1)
+    return xr.Dataset(
+        {"board_acc": ("t", board_acc.numpy(), {"long_name": "board accuracy (every blank cell right)"}),
+         "cell_acc": ("t", cell_acc.numpy(), {"long_name": "accuracy over blank cells"}),
+         "energy": ("t", energy.numpy(), {"long_name": "mean energy E(x_t) of the last Kuramoto layer"})},
+        coords={"t": ("t", t, {"long_name": "Kuramoto step read out"})},
+        attrs={"boards": len(data), "seed": seed})
 
 
 def vote(prediction: Prediction, k: int, score: str) -> torch.Tensor:
@@ -561,14 +616,17 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
             total += sum(len(data[split]) * t for t in _model_steps(r.kind, r.settings, config))
             if has_e:
                 total += sum(n_vote[split] * config.copies * t for t in voting[r.kind])
+                total += n_vote[split] * max(_model_steps(r.kind, r.settings, config))
     bar = tqdm(total=total, desc="sudoku eval", unit="board-step", unit_scale=True, disable=not progress,
                dynamic_ncols=True)
     plain: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
     voted: dict[tuple[str, str, int], dict[str, np.ndarray]] = {}
+    along: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     try:
         for r in opened:
             model = _load_model(r, config.ema, dev)
             energetic = has_energy(model)
+            t_max = max(_model_steps(r.kind, r.settings, config))
             for split in SPLITS:
                 for t in _model_steps(r.kind, r.settings, config):
                     name = f"{r.kind}:{split}:{t}:plain"
@@ -588,6 +646,22 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
                 if not energetic:
                     continue
                 subset = data[split].subset(slice(0, n_vote[split]))
+                if callable(getattr(model, "logits_along", None)):
+                    name = f"{r.kind}:{split}:along"
+                    cell = partial.get(name) if partial else None
+                    if cell is None:
+                        chunk = _items_per_chunk(r.settings.width, side, t_max, True, memory_gb)
+                        curve = accuracy_along(model, subset, steps=t_max, seed=_cell_seed(config.seed, split,
+                                                                                           "along"), chunk=chunk)
+                        cell = {v: curve[v].values for v in ("board_acc", "energy")}
+                        if partial:
+                            partial.put(name, cell)
+                        best = int(np.argmax(cell["board_acc"]))
+                        bar.write(f"{r.kind} {split} along one T={t_max} run ({n_vote[split]} boards): board "
+                                  f"accuracy {cell['board_acc'][-1]:.3f} at t={t_max}, best "
+                                  f"{cell['board_acc'][best]:.3f} at t={best}")
+                    bar.update(n_vote[split] * t_max)
+                    along[(r.kind, split)] = cell
                 for t in voting[r.kind]:
                     name = f"{r.kind}:{split}:{t}:vote"
                     bar.set_postfix_str(f"{r.kind} {split} T={t} K={config.copies}", refresh=False)
@@ -608,7 +682,7 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
     finally:
         bar.close()
 
-    ds = _assemble(config, opened, data, train_data, plain, voted, n_vote, samples)
+    ds = _assemble(config, opened, data, train_data, plain, voted, along, n_vote, samples)
     ds.attrs.update(result_attrs("sudoku", config, config.seed, train_settings=json.dumps(
         {r.kind: r.settings.to_dict() for r in opened}, sort_keys=True), box=list(ref.box), memory_gb=memory_gb,
         weights="ema" if config.ema else "raw", device=str(dev), eval_seconds=time.perf_counter() - started,
@@ -620,9 +694,16 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
 
 
 def _assemble(config: EvalSettings, runs: list[_Run], data: dict[str, SudokuData], train_data: SudokuData,
-              plain: dict, voted: dict, n_vote: dict[str, int], samples: dict[str, int]) -> xr.Dataset:
+              plain: dict, voted: dict, along: dict, n_vote: dict[str, int], samples: dict[str, int]) -> xr.Dataset:
     kinds = [r.kind for r in runs]
     steps = sorted({t for r in runs for t in _model_steps(r.kind, r.settings, config)})
+    along_len = max([cell["board_acc"].size for cell in along.values()] + [1])
+    along_acc = np.full((len(kinds), len(SPLITS), along_len), np.nan)
+    along_energy = np.full_like(along_acc, np.nan)
+    for (kind, split), cell in along.items():
+        i, j = kinds.index(kind), SPLITS.index(split)
+        along_acc[i, j, :cell["board_acc"].size] = cell["board_acc"]
+        along_energy[i, j, :cell["energy"].size] = cell["energy"]
     ks, scores = list(config.k), list(config.scores)
     side = runs[0].settings.side
     n_samples = max(samples.values())
@@ -659,6 +740,11 @@ def _assemble(config: EvalSettings, runs: list[_Run], data: dict[str, SudokuData
                               "the selection steps)"),
         "vote_cell_acc": var(vote_dims, vacc["cell_acc"], "fraction of blank cells right for the lowest-energy copy "
                              "among K (first n_vote boards)"),
+        "along_board_acc": var(("model", "split", "t"), along_acc, "board accuracy of the answer read out at step t "
+                               "of one run of the largest T (first n_vote boards)", comment="NaN: model without "
+                               "per-step readout (only AKOrN has one)"),
+        "along_energy": var(("model", "split", "t"), along_energy, "mean energy E(x_t) of the last Kuramoto layer "
+                            "along the same run"),
         "n_boards": var(("split",), np.array([len(data[s]) for s in SPLITS]), "test boards per split"),
         "n_vote": var(("split",), np.array([n_vote[s] for s in SPLITS]), "boards per split used for energy selection"),
         "givens_mean": var(("split",), np.array([float(data[s].givens.mean()) for s in SPLITS]),
@@ -715,6 +801,7 @@ def _assemble(config: EvalSettings, runs: list[_Run], data: dict[str, SudokuData
         "split": var(("split",), np.array(SPLITS, dtype=object), "evaluation split", None,
                      description="; ".join(f"{k}: {v}" for k, v in _SPLIT_NAMES.items())),
         "T": var(("T",), np.array(steps), "steps per block at test time"),
+        "t": var(("t",), np.arange(along_len), "step read out along one run"),
         "K": var(("K",), np.array(ks), "copies selected among by energy"),
         "score": var(("score",), np.array(scores, dtype=object), "energy score of a copy", None,
                      description="last: last logged energy E(x_{T-1}); sum: sum of all logged energies"),

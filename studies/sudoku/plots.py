@@ -78,7 +78,8 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write the accuracy figure to ``path`` and the board picture to ``<stem>_boards.png``.
 
     Panels: board accuracy vs T on the in-distribution and the OOD boards (one initial state,
-    all test boards; the Transformer, evaluated at its own T only, as a horizontal line);
+    all test boards; the Transformer, evaluated at its own T only, as a horizontal line; a thin
+    line: AKOrN's answer read out at every step of one run, when the file has it);
     AKOrN's board accuracy vs K (energy selection, ``sum`` solid, ``last`` dashed); the
     validation board accuracy (evaluated weights solid, raw weights dashed when the EMA is
     evaluated) and the training loss per epoch; the headline numbers as text.
@@ -110,6 +111,13 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
                            label=f"{label} (T={int(steps[ok][0])} only)")
                 continue
             ax.plot(steps[ok], acc[ok], "o-", color=COLORS.get(str(model)), label=label)
+            if "along_board_acc" in ds:
+                curve = ds.along_board_acc.sel(model=model, split=split).values * 100
+                on = np.isfinite(curve) & (ds.t.values > 0)  # t = 0 has no place on the log axis
+                if on.any():
+                    ax.plot(ds.t.values[on], curve[on], "-", lw=0.8, alpha=0.45, color=COLORS.get(str(model)),
+                            label=f"{label}, read out at every step t of one run "
+                                  f"({int(ds.n_vote.sel(split=split))} boards)")
             if t_train in steps[ok]:
                 ax.plot([t_train], [acc[list(steps).index(t_train)]], "o", ms=11, mfc="none",
                         color=COLORS.get(str(model)))

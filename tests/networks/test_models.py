@@ -529,3 +529,21 @@ def test_models_on_cuda() -> None:
         ConvNet.tiny().to(dev)(images),
     ]
     assert all(o.device.type == "cuda" and torch.isfinite(o).all() for o in outs)
+
+
+@pytest.mark.parametrize("steps", [1, 6])
+def test_sudoku_logits_along_are_the_answers_of_shorter_runs(steps) -> None:
+    # entry t of one T-step run is the answer of a t-step run from the same noise
+    torch.manual_seed(0)
+    model = SudokuAKOrN.tiny((2, 3)).double().eval()
+    board, _ = puzzles(2, (2, 3))
+    with torch.no_grad():
+        logits, energy = model.logits_along(board, steps=steps, generator=gen(5))
+        assert logits.shape == (steps + 1, 2, 6, 6, 6) and energy.shape == (steps + 1, 2)
+        for t in range(1, steps + 1):
+            torch.testing.assert_close(logits[t], model(board, steps=t, generator=gen(5)), rtol=1e-12, atol=1e-12)
+        c, _ = model.stimulus(board)
+        x0 = model.initial_state(board, generator=gen(5))
+        torch.testing.assert_close(logits[0], model.head(model.readouts[0](x0)).permute(0, 2, 3, 1))
+        _, traj = model.layers[0](c, x0, steps=steps, return_trajectory=True)
+        torch.testing.assert_close(energy, traj.energy)

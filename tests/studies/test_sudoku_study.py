@@ -17,6 +17,7 @@ from studies.sudoku.data import make_dataset
 from studies.sudoku.study import (
     EvalSettings,
     TrainSettings,
+    accuracy_along,
     add_arguments,
     board_accuracy,
     build_model,
@@ -150,6 +151,23 @@ def test_metrics_reject_bad_arguments_naming_them(args, exc, name) -> None:
 # ------------------------------------------------------------------------------- energy selection
 
 
+def test_accuracy_along_one_run_matches_runs_of_every_length(boards) -> None:
+    torch.manual_seed(0)
+    model = SudokuAKOrN.tiny(BOX).eval()
+    puzzles, solutions, given = boards.grids("puzzles"), boards.grids("solutions"), boards.is_given()
+    ds = accuracy_along(model, boards, steps=5, seed=3, chunk=7)  # 20 boards in 3 chunks, like predict_digits
+    assert ds.sizes["t"] == 6 and list(ds.t.values) == list(range(6))
+    for t in (1, 3, 5):
+        pred = predict_digits(model, puzzles, steps=t, seed=3, batch_size=7)
+        assert ds.board_acc.sel(t=t).item() == board_accuracy(pred, solutions, given)
+        assert ds.cell_acc.sel(t=t).item() == pytest.approx(cell_accuracy(pred, solutions, given), abs=1e-12)
+    assert np.isfinite(ds.energy.values).all()
+    with pytest.raises(TypeError, match="model"):
+        accuracy_along(nn.Linear(2, 2), boards, steps=2)
+    with pytest.raises(ValueError, match="steps"):
+        accuracy_along(model, boards, steps=0)
+
+
 def test_select_by_energy_takes_the_lowest_score_first_on_ties() -> None:
     candidates = torch.arange(3 * 4 * 2).view(3, 4, 2)
     scores = torch.tensor([[0.5, 1.0, -1.0, 2.0], [0.1, 1.0, 3.0, 2.0], [0.2, 0.0, 0.0, 2.0]])
@@ -260,7 +278,7 @@ def test_presets_follow_the_paper_recipe() -> None:
     assert (paper.ema_decay, paper.ema_every, paper.ema_after, paper.loss_cells) == (0.995, 10, 100, "all")
     assert paper.learning_rate == 5e-4 and paper.model_steps == 16 and paper.stop_at is None
     assert TrainSettings.preset("paper").learning_rate == 1e-3
-    assert TrainSettings.preset("cpu").box == (3, 3)
+    assert TrainSettings.preset("cpu").box == (3, 3) and TrainSettings.preset("quick").box == (2, 3)
     quick = TrainSettings.preset("quick", model="transformer")
     assert (quick.model_depth, quick.model_steps) == (8, 1)
 
@@ -357,6 +375,11 @@ def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys
     assert np.isnan(vote_acc.sel(model="akorn", T=2)).all()
     assert np.isnan(vote_acc.sel(model=["itrsa", "transformer"])).all()  # ... of the model with energies only
     assert ds.n_vote.values.tolist() == [4, 4] and ds.n_boards.values.tolist() == [8, 8]
+    # AKOrN's answer at every step t = 0..4 of one T = 4 run (its vote boards); no curve for the others
+    along = ds.along_board_acc
+    assert list(ds.t.values) == [0, 1, 2, 3, 4] and np.isfinite(along.sel(model="akorn")).all()
+    assert np.isfinite(ds.along_energy.sel(model="akorn")).all() and np.isnan(along.sel(model="itrsa")).all()
+    assert ((along.sel(model="akorn") >= 0) & (along.sel(model="akorn") <= 1)).all()
     assert ds.train_loss.sizes["epoch"] == 1 and np.isfinite(ds.train_loss).all()
     assert (ds.sample_puzzle.values > 0).any() and (ds.prediction.sel(model="akorn", T=4).values > 0).all()
     assert "AKOrN" in summarize(ds) and "81.6" in summarize(ds)
