@@ -74,16 +74,20 @@ RESUMABLE = frozenset({"epochs", "stop_at", "patience", "eval_every"})
 
 #: Preset overrides (the quick preset is the dataclass defaults).
 #:
-#: ``quick`` — 4×4 boards (2×2 boxes), width 64, 4 heads, 30 epochs of 9,000 boards. Measured
-#: on the shared 2-core machine with one torch thread (load average 4-8 from other jobs), one
-#: epoch including validation took: AKOrN 77-112 s, ItrSA 31 s, Transformer 24 s; AKOrN's
-#: validation board accuracy (raw weights) was 3%, 48%, 78% after epochs 1, 2, 3, so 30 epochs
-#: (≈ 40-55 min) leave ample room to converge. 6×6 boards (2×3 boxes) were measured too: 214 s
-#: per AKOrN epoch and 37% of blank cells right after one epoch (4×4: 65%), i.e. ≈ 17 epochs
-#: in an hour at a slower start — not a safe bet for "converged within an hour"; run them with
-#: ``--box 2 3``. The EMA is updated every step (time constant 200 steps ≈ 2 epochs) instead of
-#: every 10 steps (≈ 22 epochs), which would leave the evaluated weights far behind in a
-#: 30-epoch run.
+#: ``quick`` — 6×6 boards (2×3 boxes), width 64, 4 heads, 30 epochs of 9,000 boards: the
+#: smallest boards on which the paper's test-time claims can be checked (4×4 has only 288
+#: solved grids, and there more steps and energy selection did not help). Measured on the shared 2-core
+#: machine, one torch thread per model, three models training at once (seed 0): AKOrN
+#: 117-306 s per epoch including validation, 91 min in all (102 s per epoch once
+#: the other jobs ended, ≈ 50 min alone), validation board accuracy
+#: (raw weights) 0% up to epoch 3, 10% at 6, 47% at 11, 71% at 17 and
+#: 86-89% (EMA weights 88-90%) over the last four; the
+#: Transformer 37-53 s per epoch (21 min), 62% at epoch 26 and then flat; ItrSA 32-106 s per
+#: epoch, 0% up to epoch 15, 9% at 31 and 11-15% at 45-60 (run with ``--epochs 60``: 65 min):
+#: at width 64 it learns 6×6 boards far more slowly than AKOrN. On 4×4 boards (``--box 2 2``)
+#: AKOrN takes 77-112 s per epoch and reaches 78% after 3 epochs. The EMA is updated every
+#: step (time constant 200 steps ≈ 2 epochs) instead of every 10 steps (≈ 22 epochs), which
+#: would leave the evaluated weights far behind in a 30-epoch run.
 #:
 #: ``cpu`` — 9×9 boards at width 128 (8 heads), otherwise the paper's recipe (EMA every 10
 #: steps with the ema_pytorch warm-up); up to 100 epochs, stopping once all 200 validation
@@ -113,7 +117,7 @@ class TrainSettings(StudyConfig):
 
     model: Literal["akorn", "itrsa", "transformer"] = param(
         "akorn", "which network to train: AKOrN, iterated self-attention (ItrSA) or a Transformer")
-    box: tuple[int, ...] = param((2, 2), "box shape: rows and columns of one box (board side = rows*cols)",
+    box: tuple[int, ...] = param((2, 3), "box shape: rows and columns of one box (board side = rows*cols)",
                                  metavar="INT")
     train_boards: int = param(9000, "generated training boards (ignored with --satnet-dir)")
     val_boards: int = param(200, "generated in-distribution validation boards (early stop and curves)")
