@@ -76,24 +76,27 @@ RESUMABLE = frozenset({"epochs", "stop_at", "patience", "eval_every"})
 #:
 #: ``quick`` — 6×6 boards (2×3 boxes), width 64, 4 heads, 30 epochs of 9,000 boards: the
 #: smallest boards on which the paper's test-time claims can be checked (4×4 has only 288
-#: solved grids, and there more steps and energy selection did not help). Measured on the shared 2-core
-#: machine, one torch thread per model, three models training at once (seed 0): AKOrN
-#: 117-306 s per epoch including validation, 91 min in all (102 s per epoch once
-#: the other jobs ended, ≈ 50 min alone), validation board accuracy
-#: (raw weights) 0% up to epoch 3, 10% at 6, 47% at 11, 71% at 17 and
-#: 86-89% (EMA weights 88-90%) over the last four; the
-#: Transformer 37-53 s per epoch (21 min), 62% at epoch 26 and then flat; ItrSA 32-106 s per
-#: epoch, 0% up to epoch 15, 9% at 31 and 11-15% at 45-60 (run with ``--epochs 60``: 65 min):
-#: at width 64 it learns 6×6 boards far more slowly than AKOrN. On 4×4 boards (``--box 2 2``)
-#: AKOrN takes 77-112 s per epoch and reaches 78% after 3 epochs. The EMA is updated every
-#: step (time constant 200 steps ≈ 2 epochs) instead of every 10 steps (≈ 22 epochs), which
-#: would leave the evaluated weights far behind in a 30-epoch run.
+#: solved grids, and there more steps and energy selection had nothing left to fix). Measured
+#: on the shared 2-core machine, one torch thread per model, three models training at once,
+#: seed 0 (validation board accuracy at the training T, EMA weights):
+#:
+#: - AKOrN: 102-306 s per epoch (91 min in all; ≈ 100 s per epoch, 50 min, alone); 0% up to
+#:   epoch 4, 22% at 10, 62% at 16, 87% at 24, 88-90% over the last four epochs.
+#: - Transformer: 37-53 s per epoch (21 min); 64% at epoch 16, 67-70% from epoch 21 on.
+#: - ItrSA learns these boards far more slowly: 0% up to epoch 17, 9% at 30, 14% at 60, 41% at
+#:   100 and still rising (``--epochs 100``: 88 min); with lr 1e-3 instead of the paper's 5e-4
+#:   it reached 28% at epoch 30 (5e-4: 9%).
+#:
+#: On 4×4 boards (``--box 2 2``) AKOrN takes 77-112 s per epoch and reaches 78% after 3
+#: epochs. The EMA is updated every step (time constant 200 steps ≈ 2 epochs) instead of every
+#: 10 steps (≈ 22 epochs), which would leave the evaluated weights far behind in a 30-epoch run.
 #:
 #: ``cpu`` — 9×9 boards at width 128 (8 heads), otherwise the paper's recipe (EMA every 10
 #: steps with the ema_pytorch warm-up); up to 100 epochs, stopping once all 200 validation
 #: boards are solved at three validations in a row; meant to be resumed across sessions
 #: (``--max-hours``). Measured: 24-27 s per AKOrN step of 100 boards at load 8-11 (≈ 40 min
-#: per epoch; width 64: 10-11 s per step).
+#: per epoch; width 64: 10-11 s per step); at load 3-4, 12-19 min per epoch, and after 5 epochs
+#: (74 min) 46% of validation blank cells right, no board solved.
 #:
 #: ``paper`` — the official recipe at width 512 for a GPU (100 epochs, no early stop).
 PRESETS: dict[str, dict[str, Any]] = {
