@@ -78,8 +78,9 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     """Write the accuracy figure to ``path`` and the board picture to ``<stem>_boards.png``.
 
     Panels: board accuracy vs T on the in-distribution and the OOD boards (one initial state,
-    all test boards; the Transformer, evaluated at its own T only, as a horizontal line; a thin
-    line: AKOrN's answer read out at every step of one run, when the file has it);
+    all test boards; the Transformer, evaluated at its own T only, as a horizontal line; thin
+    lines: AKOrN's answer read out at every even and every odd step of one run, when the file
+    has it);
     AKOrN's board accuracy vs K (energy selection, ``sum`` solid, ``last`` dashed); the
     validation board accuracy (evaluated weights solid, raw weights dashed when the EMA is
     evaluated) and the training loss per epoch; the headline numbers as text.
@@ -113,11 +114,14 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
             ax.plot(steps[ok], acc[ok], "o-", color=COLORS.get(str(model)), label=label)
             if "along_board_acc" in ds:
                 curve = ds.along_board_acc.sel(model=model, split=split).values * 100
-                on = np.isfinite(curve) & (ds.t.values > 0)  # t = 0 has no place on the log axis
-                if on.any():
-                    ax.plot(ds.t.values[on], curve[on], "-", lw=0.8, alpha=0.45, color=COLORS.get(str(model)),
-                            label=f"{label}, read out at every step t of one run "
-                                  f"({int(ds.n_vote.sel(split=split))} boards)")
+                t_along = ds.t.values
+                # even and odd steps apart: a trained network may alternate between two states
+                for parity, ls in ((0, "-"), (1, ":")):
+                    on = np.isfinite(curve) & (t_along > 0) & (t_along % 2 == parity)  # t = 0: not on a log axis
+                    if on.any():
+                        ax.plot(t_along[on], curve[on], ls, lw=1.0, alpha=0.6, color=COLORS.get(str(model)),
+                                label=f"{label} at every {('even', 'odd')[parity]} step t of one run "
+                                      f"({int(ds.n_vote.sel(split=split))} boards)")
             if t_train in steps[ok]:
                 ax.plot([t_train], [acc[list(steps).index(t_train)]], "o", ms=11, mfc="none",
                         color=COLORS.get(str(model)))
