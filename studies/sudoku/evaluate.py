@@ -110,11 +110,16 @@ class EvalSettings(StudyConfig):
     seed: int = param(0, "seed of the initial-state noise")
     ema: bool = param(True, "evaluate the EMA weights (the paper's choice); --no-ema: the raw weights")
     samples: int = param(3, "boards per split drawn with the models' answers")
+    step_scale: float = param(1.0, "multiply the step size γ of every Kuramoto layer by this at test time "
+                                   "(AKOrN only): 0.5 with twice the --t-eval steps follows the same continuous "
+                                   "flow more closely; results go to sudoku-step<scale>.h5")
 
     def validate(self) -> None:
         """Check ranges and relations between fields (raises ConfigError naming the field)."""
         self._positive("t_eval", "k", "vote_t", "test_boards", "vote_boards", "samples")
         self._positive("seed", strict=False)
+        if not (math.isfinite(self.step_scale) and self.step_scale > 0):
+            raise ConfigError("step_scale", f"expected a positive finite factor, got {self.step_scale}")
         for name in ("models", "t_eval", "k", "scores", "vote_t"):
             value = getattr(self, name)
             if value is not None and len(set(value)) != len(value):
@@ -123,6 +128,11 @@ class EvalSettings(StudyConfig):
             raise ConfigError("vote_t", f"every value must be one of --t-eval {self.t_eval}, got {self.vote_t}")
         if self.vote_boards is not None and self.vote_boards > self.test_boards:
             raise ConfigError("vote_boards", f"must be <= test_boards={self.test_boards}, got {self.vote_boards}")
+
+    @property
+    def filename(self) -> str:
+        """Result file name: ``sudoku.h5``, or ``sudoku-step<scale>.h5`` with a test-time step scale."""
+        return FILENAME if self.step_scale == 1 else f"sudoku-step{self.step_scale:g}.h5"
 
     @property
     def vote_steps(self) -> tuple[int, ...]:
@@ -465,11 +475,17 @@ def _open_runs(config: EvalSettings, runs: Mapping[str, str | os.PathLike]) -> l
     return out
 
 
-def _load_model(run: _Run, ema: bool, device: torch.device) -> nn.Module:
+def _load_model(run: _Run, ema: bool, device: torch.device, step_scale: float = 1.0) -> nn.Module:
+    from networks.layer import KuramotoLayer
     from studies.training import load_model_weights
 
     model = build_model(run.settings)
     load_model_weights(run.run_dir, model, ema=ema and run.settings.ema_decay is not None)
+    if step_scale != 1:
+        with torch.no_grad():
+            for module in model.modules():
+                if isinstance(module, KuramotoLayer):
+                    module.gamma.mul_(step_scale)
     return model.to(device).eval()
 
 
@@ -624,7 +640,7 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
     along: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     try:
         for r in opened:
-            model = _load_model(r, config.ema, dev)
+            model = _load_model(r, config.ema, dev, config.step_scale)
             energetic = has_energy(model)
             t_max = max(_model_steps(r.kind, r.settings, config))
             for split in SPLITS:

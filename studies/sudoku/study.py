@@ -104,6 +104,7 @@ examples:
   akorn sudoku eval                                     # quick preset, the three models of results/sudoku/quick/
   akorn sudoku eval --preset paper --rrn-csv sudoku-hard/test.csv
   akorn sudoku eval --models akorn --t-eval 16 64 --k 1 4 --vote-boards 20
+  akorn sudoku eval --models akorn --step-scale 0.5 --t-eval 32 128 256   # γ/2: -> sudoku-step0.5.h5
 
 An interrupted evaluation resumes from <out>/<tag>/sudoku.partial.h5."""
 
@@ -211,7 +212,7 @@ def _main_eval(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     _runtime(parser, args)
     if not args.memory_gb > 0:
         parser.error(f"argument --memory-gb: expected a positive number, got {args.memory_gb}")
-    path = Path(args.out) / (args.tag or args.preset) / FILENAME
+    path = Path(args.out) / (args.tag or args.preset) / config.filename
 
     def action() -> int:
         wall = time.perf_counter()

@@ -387,6 +387,29 @@ def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys
     assert "wrote" in out and "board accuracy" in out
 
 
+def test_step_scale_scales_the_kuramoto_step_at_test_time_only(trained, cache, monkeypatch, capsys) -> None:
+    from studies.storage import open_dataset
+
+    config = EvalSettings(models=("akorn", "itrsa"), step_scale=0.5)
+    assert config.filename == "sudoku-step0.5.h5" and EvalSettings().filename == "sudoku.h5"
+    with pytest.raises(ConfigError) as info:
+        EvalSettings(step_scale=0.0)
+    assert info.value.field == "step_scale"
+    runs = evaluate_module._open_runs(config, run_dirs(trained, "tiny", config.models))
+    plain = [evaluate_module._load_model(r, True, torch.device("cpu")) for r in runs]
+    scaled = [evaluate_module._load_model(r, True, torch.device("cpu"), 0.5) for r in runs]
+    assert scaled[0].layers[0].gamma.item() == pytest.approx(0.5 * plain[0].layers[0].gamma.item(), rel=1e-6)
+    for (name, a), b in zip(plain[1].state_dict().items(), scaled[1].state_dict().values()):  # ItrSA: no γ
+        assert torch.equal(a, b), name
+    # the command writes its own file next to the plain evaluation
+    monkeypatch.setenv("AKORN_CACHE", str(cache))
+    argv = ["eval", "--out", str(trained), "--models", "akorn", "--step-scale", "0.5", "--no-plot"] + EVAL[:-2]
+    assert _cli(argv + ["--tag", "tiny"]) == 0
+    ds = open_dataset(trained / "tiny" / "sudoku-step0.5.h5", study="sudoku")
+    assert "0.5" in ds.attrs["config"] and np.isfinite(ds.board_acc.sel(model="akorn", T=[2, 4])).all()
+    assert "sudoku-step0.5.h5" in capsys.readouterr().out
+
+
 def test_interrupted_evaluation_resumes_with_the_same_result(trained, cache, tmp_path, monkeypatch) -> None:
     config = EvalSettings(models=("akorn",), t_eval=(2, 4), k=(1, 3), test_boards=8, vote_boards=4, samples=2)
     runs = run_dirs(trained, "tiny", config.models)
