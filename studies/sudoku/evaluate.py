@@ -357,15 +357,13 @@ def accuracy_along(model: nn.Module, data: SudokuData, *, steps: int, seed: int 
             digits.append((logits.argmax(-1) + 1).cpu())
             energies.append(energy.double().cpu())
     pred = torch.cat(digits, dim=1)  # [T+1, B, S, S]
-    blank = ~given
-    right = (pred == solutions) | given
-    board_acc = right.flatten(2).all(2).double().mean(1)
-    cell_acc = (right & blank).flatten(2).sum(2).sum(1).double() / max(int(blank.sum()), 1)
+    board_acc = np.array([board_accuracy(p, solutions, given) for p in pred])
+    cell_acc = np.array([cell_accuracy(p, solutions, given) for p in pred])
     energy = torch.cat(energies, dim=1).mean(1)
     t = np.arange(steps + 1)
     return xr.Dataset(
-        {"board_acc": ("t", board_acc.numpy(), {"long_name": "board accuracy (every blank cell right)"}),
-         "cell_acc": ("t", cell_acc.numpy(), {"long_name": "accuracy over blank cells"}),
+        {"board_acc": ("t", board_acc, {"long_name": "board accuracy (every blank cell right)"}),
+         "cell_acc": ("t", cell_acc, {"long_name": "accuracy over blank cells"}),
          "energy": ("t", energy.numpy(), {"long_name": "mean energy E(x_t) of the last Kuramoto layer"})},
         coords={"t": ("t", t, {"long_name": "Kuramoto step read out"})},
         attrs={"boards": len(data), "seed": seed})
