@@ -244,8 +244,13 @@ class KuramotoLayer(nn.Module):
             ``C/n`` groups, affine), ``"sandb"`` (per-channel scale 1 / bias 0), ``"none"``.
         steps: T, the number of discrete steps (discrete layers), or the number of equal
             intervals the trajectory of a continuous layer is reported at.
-        gamma: step size γ of a discrete layer (> 0).
+        gamma: step size γ of a discrete layer (> 0); with ``gamma_max``, its initial value.
         learn_gamma: make γ a trainable parameter (the official Sudoku model does).
+        gamma_max: bound a learnable γ: ``γ = γ_max · sigmoid(θ)`` with θ the trained
+            parameter (``gamma_logit``), so training can never push the step past ``γ_max``
+            (the official model's free γ grew to 1.2 on 6×6 Sudoku and the network learnt a
+            period-2 cycle of the discrete map). Needs ``learn_gamma=True`` and
+            ``0 < gamma < gamma_max``. ``None`` (default): γ is the plain parameter ``gamma``.
         method: integrator name from ``integrators.METHODS``. Discrete layers accept the
             fixed-step ones (default ``"euler_normalized"``, the paper's update); native ones
             (``*_normalized``, Lie-group, ``lawson_rk4``) run through ``integrators.step_fixed``,
@@ -275,7 +280,8 @@ class KuramotoLayer(nn.Module):
 
     def __init__(self, coupling: AbstractCoupling, n: int, channels: int, *,
                  omega: AbstractFrequencies | None = None, stimulus_norm: StimulusNorm = "none", steps: int = 3,
-                 gamma: float = 1.0, learn_gamma: bool = False, method: str = "euler_normalized",
+                 gamma: float = 1.0, learn_gamma: bool = False, gamma_max: float | None = None,
+                 method: str = "euler_normalized",
                  t_span: tuple[float, float] | None = None, adjoint: bool = False, project: bool = True,
                  legacy_identity_omega: bool = False, rtol: float = 1e-6, atol: float = 1e-8,
                  dt: float | None = None) -> None:
@@ -305,6 +311,13 @@ class KuramotoLayer(nn.Module):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"steps: expected a positive integer, got {steps!r}")
         gamma = _positive_float(gamma, "gamma")
+        if gamma_max is not None:
+            gamma_max = _positive_float(gamma_max, "gamma_max")
+            if not learn_gamma:
+                raise ValueError("gamma_max: bounds a learnable step; pass learn_gamma=True (or drop gamma_max for a "
+                                 "fixed γ)")
+            if not gamma < gamma_max:
+                raise ValueError(f"gamma: the initial step must lie below gamma_max={gamma_max}, got {gamma}")
         for name, flag in (("learn_gamma", learn_gamma), ("project", project),
                            ("legacy_identity_omega", legacy_identity_omega)):
             if not isinstance(flag, bool):
@@ -360,7 +373,12 @@ class KuramotoLayer(nn.Module):
         self.omega = omega
         self.project = project
         self.stimulus_norm = _stimulus_norm(stimulus_norm, channels, n)
-        if learn_gamma:
+        self.gamma_max = gamma_max
+        #: test-time factor on the step (see :meth:`use_integrator`); not part of the state dict
+        self.step_scale = 1.0
+        if gamma_max is not None:
+            self.gamma_logit = nn.Parameter(torch.tensor(math.log(gamma / (gamma_max - gamma))))
+        elif learn_gamma:
             self.gamma = nn.Parameter(torch.tensor(gamma))
         else:
             self.register_buffer("gamma", torch.tensor(gamma))
@@ -369,9 +387,53 @@ class KuramotoLayer(nn.Module):
     def continuous(self) -> bool:
         return self.t_span is not None
 
+    def step_gamma(self) -> torch.Tensor:
+        """The step size γ as trained (a 0-d tensor): the parameter ``gamma``, or ``γ_max · sigmoid(θ)``."""
+        if self.gamma_max is not None:
+            return self.gamma_max * torch.sigmoid(self.gamma_logit)
+        return self.gamma
+
     def step_size(self) -> torch.Tensor:
-        """The effective step of the discrete update: γ, or ``γ/(1+γ)`` with the legacy identity-Ω quirk."""
-        return self.gamma / (1 + self.gamma) if self.legacy_identity_omega else self.gamma
+        """The effective step of the discrete update: γ, or ``γ/(1+γ)`` with the legacy identity-Ω quirk,
+        times the test-time ``step_scale``."""
+        gamma = self.step_gamma()
+        h = gamma / (1 + gamma) if self.legacy_identity_omega else gamma
+        return h * self.step_scale if self.step_scale != 1.0 else h
+
+    def use_integrator(self, method: str | None = None, step_scale: float = 1.0) -> None:
+        """Run this trained discrete layer with another fixed-step integrator and/or step at test time.
+
+        The weights do not change: ``method`` replaces the update rule and every step becomes
+        ``step_scale ·`` the trained one (0.5 with twice the steps covers the same time of the
+        same flow, closer to the continuous dynamics). ``use_integrator()`` restores the
+        default step; the method stays until changed again.
+
+        Args:
+            method: a fixed-step name from ``integrators.METHODS`` (``None``: keep the current one).
+            step_scale: positive factor on the step.
+
+        Raises:
+            ValueError: a continuous layer, an adaptive or unknown method, a bad factor, or a
+                method that cannot take this layer's γ (a learnt γ needs a native method).
+        """
+        if self.t_span is not None:
+            raise ValueError("use_integrator: a continuous layer (t_span) has no discrete step; build one with the "
+                             "method and dt you want")
+        scale = _positive_float(step_scale, "step_scale")
+        if method is not None:
+            if not isinstance(method, str) or method not in METHODS:
+                raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+            cls = METHODS[method]
+            if cls.adaptive:
+                raise ValueError(f"method: {method!r} is adaptive; a discrete layer needs a fixed-step method")
+            if not cls.native and (self.adjoint or self.step_gamma().requires_grad):
+                raise ValueError(f"method: {method!r} is delegated to torchdiffeq, which can neither differentiate "
+                                 f"a learnable γ nor run the checkpointed gradient; use a native method such as "
+                                 f"'rk4_normalized' or 'lawson_rk4'")
+            if self.legacy_identity_omega and method != "euler_normalized":
+                raise ValueError("method: the legacy identity-Ω quirk is defined for 'euler_normalized' only")
+            self.method = method
+        self.step_scale = scale
 
     def field(self, c: torch.Tensor) -> KuramotoField:
         """The layer's vector field for stimulus ``c`` ``[B, C, H, W]`` (normalised here by ``stimulus_norm``).
@@ -415,7 +477,7 @@ class KuramotoLayer(nn.Module):
             ``x_T`` ``[B, C, H, W]``, or ``(x_T, Trajectory)``.
         """
         _check_feature_map(c, "c", self.channels)
-        ref = self.gamma
+        ref = self.step_gamma()
         if c.dtype != ref.dtype or c.device != ref.device:
             raise TypeError(f"c: dtype/device {c.dtype}/{c.device} does not match the layer's {ref.dtype}/{ref.device};"
                             f" move one of them (e.g. layer.to(c))")
@@ -475,4 +537,8 @@ class KuramotoLayer(nn.Module):
     def extra_repr(self) -> str:
         run = f"steps={self.steps}" if self.t_span is None else f"t_span={self.t_span}"
         s = f"n={self.n}, channels={self.channels}, {run}, method={self.method!r}, adjoint={self.adjoint}"
+        if self.gamma_max is not None:
+            s += f", gamma_max={self.gamma_max}"
+        if self.step_scale != 1.0:
+            s += f", step_scale={self.step_scale}"
         return s + (", legacy_identity_omega=True" if self.legacy_identity_omega else "")

@@ -107,6 +107,10 @@ class SudokuAKOrN(nn.Module):
             evaluates with 128).
         gamma: initial step size γ (1.0).
         learn_gamma: train γ (True, as in the official Sudoku model).
+        gamma_max: bound the learnt γ to ``γ_max · sigmoid(θ)`` (see
+            :class:`~networks.layer.KuramotoLayer`); ``None`` (default): a free γ as in the official code.
+        method: the Kuramoto layers' fixed-step integrator (``"euler_normalized"``, the paper's
+            update; any native fixed-step method of ``integrators.METHODS``).
         coupling: ``"attn"`` (the paper's) or ``"conv"`` (kernel ``kernel_size``).
         heads: attention heads (8; head size 64 at width 512).
         gta: geometric transform attention on the cell grid (True).
@@ -123,7 +127,8 @@ class SudokuAKOrN(nn.Module):
     """
 
     def __init__(self, box_shape: tuple[int, int] = (3, 3), width: int = 512, depth: int = 1, n: int = 4,
-                 steps: int = 16, gamma: float = 1.0, learn_gamma: bool = True,
+                 steps: int = 16, gamma: float = 1.0, learn_gamma: bool = True, gamma_max: float | None = None,
+                 method: str = "euler_normalized",
                  coupling: Literal["attn", "conv"] = "attn", heads: int = 8, gta: bool = True, kernel_size: int = 3,
                  omega: float | None = 0.5, learn_omega: bool = True, global_omega: bool = True, nl: bool = True,
                  fixed_noise: bool = False) -> None:
@@ -151,7 +156,7 @@ class SudokuAKOrN(nn.Module):
             om = None if omega is None else RotationPairs(n, None if global_omega else width // n, spatial_dims=2,
                                                           init_omega=float(omega), learnable=learn_omega)
             self.layers.append(KuramotoLayer(J, n, width, omega=om, stimulus_norm="none", steps=steps, gamma=gamma,
-                                             learn_gamma=learn_gamma))
+                                             learn_gamma=learn_gamma, gamma_max=gamma_max, method=method))
             tail: list[nn.Module] = [ReadOut(width, width, group=n, kernel_size=1)]
             if nl:
                 tail += [ResBlock(FF(width, width, hidden=width, kernel_size=1, norm="none")), nn.ReLU(),

@@ -49,8 +49,8 @@ from tqdm import tqdm
 
 from studies.config import ConfigError, StudyConfig, param
 from studies.sudoku.data import SudokuData
-from studies.sudoku.train import MODELS, METRICS_NAME, TrainSettings, build_model, load_eval_data, load_train_data, \
-    read_settings
+from studies.sudoku.train import (LAYER_METHODS, METRICS_NAME, MODELS, TrainSettings, build_model, load_eval_data,
+                                  load_train_data, read_settings)
 
 __all__ = [
     "FILENAME",
@@ -97,7 +97,8 @@ class EvalSettings(StudyConfig):
 
     models: tuple[Literal["akorn", "itrsa", "transformer"], ...] = param(
         MODELS, "trained models to evaluate (each from <out>/<tag>/<model>)")
-    t_eval: tuple[int, ...] = param((16, 32, 64, 128), "steps T per block at test time (iterative models)")
+    t_eval: tuple[int, ...] = param((16, 17, 32, 33, 64, 128), "steps T per block at test time (iterative "
+                                    "models); odd and even, so a period-2 cycle of the discrete map shows")
     k: tuple[int, ...] = param((1, 10, 100), "copies K among which the lowest-energy one is selected")
     scores: tuple[Literal["last", "sum"], ...] = param(
         SCORES, "energy score of a copy: last logged energy, or the sum over all steps")
@@ -113,6 +114,9 @@ class EvalSettings(StudyConfig):
     step_scale: float = param(1.0, "multiply the step size γ of every Kuramoto layer by this at test time "
                                    "(AKOrN only): 0.5 with twice the --t-eval steps follows the same continuous "
                                    "flow more closely; results go to sudoku-step<scale>.h5")
+    method: Literal[LAYER_METHODS] | None = param(None,  # type: ignore[valid-type] "run the trained AKOrN layers with this fixed-step integrator at test time "
+                                     "(e.g. heun_normalized, rk4_normalized, lawson_rk4); none: the one it was "
+                                     "trained with; results go to sudoku-<method>.h5", metavar="METHOD")
 
     def validate(self) -> None:
         """Check ranges and relations between fields (raises ConfigError naming the field)."""
@@ -131,8 +135,11 @@ class EvalSettings(StudyConfig):
 
     @property
     def filename(self) -> str:
-        """Result file name: ``sudoku.h5``, or ``sudoku-step<scale>.h5`` with a test-time step scale."""
-        return FILENAME if self.step_scale == 1 else f"sudoku-step{self.step_scale:g}.h5"
+        """Result file name: ``sudoku.h5``; ``sudoku-<method>-step<scale>.h5`` with a test-time integrator
+        and/or step scale (each part only when set)."""
+        parts = ([] if self.method is None else [self.method]) + \
+            ([] if self.step_scale == 1 else [f"step{self.step_scale:g}"])
+        return FILENAME if not parts else f"sudoku-{'-'.join(parts)}.h5"
 
     @property
     def vote_steps(self) -> tuple[int, ...]:
@@ -473,17 +480,17 @@ def _open_runs(config: EvalSettings, runs: Mapping[str, str | os.PathLike]) -> l
     return out
 
 
-def _load_model(run: _Run, ema: bool, device: torch.device, step_scale: float = 1.0) -> nn.Module:
+def _load_model(run: _Run, ema: bool, device: torch.device, step_scale: float = 1.0,
+                method: str | None = None) -> nn.Module:
     from networks.layer import KuramotoLayer
     from studies.training import load_model_weights
 
     model = build_model(run.settings)
     load_model_weights(run.run_dir, model, ema=ema and run.settings.ema_decay is not None)
-    if step_scale != 1:
-        with torch.no_grad():
-            for module in model.modules():
-                if isinstance(module, KuramotoLayer):
-                    module.gamma.mul_(step_scale)
+    if step_scale != 1 or method is not None:
+        for module in model.modules():
+            if isinstance(module, KuramotoLayer):
+                module.use_integrator(method, step_scale=step_scale)
     return model.to(device).eval()
 
 
@@ -638,7 +645,7 @@ def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, pat
     along: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     try:
         for r in opened:
-            model = _load_model(r, config.ema, dev, config.step_scale)
+            model = _load_model(r, config.ema, dev, config.step_scale, config.method)
             energetic = has_energy(model)
             t_max = max(_model_steps(r.kind, r.settings, config))
             for split in SPLITS:

@@ -54,6 +54,7 @@ __all__ = [
     "load_eval_data",
     "load_train_data",
     "read_settings",
+    "stop_reason",
     "sudoku_loss",
     "train_model",
     "training_summary",
@@ -70,7 +71,10 @@ DEFAULT_STEPS = {"akorn": 16, "itrsa": 16, "transformer": 1}
 SETTINGS_NAME = "settings.json"
 METRICS_NAME = "train"
 #: Settings that may change when a run is resumed: they only decide when training stops.
-RESUMABLE = frozenset({"epochs", "stop_at", "patience", "eval_every"})
+RESUMABLE = frozenset({"epochs", "stop_at", "patience", "plateau", "eval_every"})
+#: Fixed-step integrators a trained AKOrN layer can use (native: they differentiate a learnable γ).
+LAYER_METHODS = ("euler_normalized", "heun_normalized", "rk4_normalized", "geodesic_euler", "rkmk4", "cf4",
+                 "lawson_rk4")
 
 #: Preset overrides (the quick preset is the dataclass defaults).
 #:
@@ -131,6 +135,16 @@ class TrainSettings(StudyConfig):
     depth: int | None = param(None, "blocks L; none: the paper's (1 for AKOrN and ItrSA, 8 for the Transformer)")
     steps: int | None = param(None, "Kuramoto / attention steps T per block in training; none: the paper's "
                                             "(16; 1 for the Transformer)")
+    steps_range: tuple[int, ...] | None = param(
+        None, "train with T drawn uniformly from LO..HI (inclusive) for every batch, odd and even alike, instead "
+              "of a fixed T (validation still runs at --steps)", metavar="INT")
+    gamma_mode: Literal["learned", "bounded", "fixed"] = param(
+        "learned", "AKOrN step size γ: learned freely (the official model), learned within (0, --gamma-max) as "
+                   "gamma_max*sigmoid(theta), or fixed at --gamma")
+    gamma: float | None = param(None, "AKOrN initial (or fixed) step size γ; none: 1.0, or gamma_max/2 when bounded")
+    gamma_max: float = param(1.0, "upper bound of γ with --gamma-mode bounded")
+    method: Literal[LAYER_METHODS] = param(  # type: ignore[valid-type]
+        "euler_normalized", "integrator of the AKOrN Kuramoto layer (euler_normalized: the paper's update)")
     heads: int = param(4, "attention heads")
     n: int = param(4, "oscillator dimension (AKOrN only)")
     epochs: int = param(30, "epochs to train (the run may stop earlier, see --stop-at)")
@@ -149,13 +163,16 @@ class TrainSettings(StudyConfig):
     stop_at: float | None = param(None, "stop once the validation board accuracy reaches this "
                                         "(none: train all epochs)")
     patience: int = param(3, "consecutive validations that must reach --stop-at before stopping")
+    plateau: int | None = param(None, "stop once the validation board accuracy has not improved on its best for "
+                                      "this many validations (none: no plateau stop)")
 
     def validate(self) -> None:
         """Check ranges and relations between fields (raises ConfigError naming the field)."""
         if len(self.box) != 2:
             raise ConfigError("box", f"expected two integers (rows cols), got {self.box!r}")
         self._positive("box", "train_boards", "val_boards", "width", "depth", "steps", "heads", "n", "epochs",
-                       "batch_size", "lr", "grad_clip", "ema_every", "eval_every", "patience")
+                       "batch_size", "lr", "grad_clip", "ema_every", "eval_every", "patience", "plateau",
+                       "steps_range", "gamma", "gamma_max")
         self._positive("data_seed", "seed", "ema_after", strict=False)
         side = self.box[0] * self.box[1]
         if not 2 <= side <= 9:
@@ -168,6 +185,15 @@ class TrainSettings(StudyConfig):
             raise ConfigError("ema_warmup_power", f"expected a positive value, got {self.ema_warmup_power}")
         if self.stop_at is not None and not 0.0 < self.stop_at <= 1.0:
             raise ConfigError("stop_at", f"expected a board accuracy in (0, 1], got {self.stop_at}")
+        if self.steps_range is not None:
+            if len(self.steps_range) != 2 or self.steps_range[0] > self.steps_range[1]:
+                raise ConfigError("steps_range", f"expected two step counts LO HI with LO <= HI, got {self.steps_range}")
+            if self.model == "transformer":
+                raise ConfigError("steps_range", "the Transformer has no iteration count to vary; use it with akorn "
+                                                 "or itrsa")
+        if self.gamma_mode == "bounded" and self.gamma is not None and not self.gamma < self.gamma_max:
+            raise ConfigError("gamma", f"with --gamma-mode bounded the initial step must lie below "
+                                       f"--gamma-max={self.gamma_max}, got {self.gamma}")
         if self.width % self.heads:
             raise ConfigError("heads", f"must divide width={self.width}, got {self.heads}")
         if self.model == "akorn":
@@ -193,6 +219,13 @@ class TrainSettings(StudyConfig):
     def model_steps(self) -> int:
         """Training steps T actually used (the paper default when ``steps`` is None)."""
         return DEFAULT_STEPS[self.model] if self.steps is None else self.steps
+
+    @property
+    def initial_gamma(self) -> float:
+        """Initial (or fixed) AKOrN step size: ``gamma``, or its default for the ``gamma_mode``."""
+        if self.gamma is not None:
+            return self.gamma
+        return self.gamma_max / 2 if self.gamma_mode == "bounded" else 1.0
 
     @property
     def learning_rate(self) -> float:
@@ -234,7 +267,10 @@ def build_model(settings: TrainSettings) -> nn.Module:
         from networks.models.sudoku import SudokuAKOrN
 
         return SudokuAKOrN(box, width=settings.width, depth=settings.model_depth, n=settings.n,
-                           steps=settings.model_steps, heads=settings.heads)
+                           steps=settings.model_steps, heads=settings.heads, gamma=settings.initial_gamma,
+                           learn_gamma=settings.gamma_mode != "fixed",
+                           gamma_max=settings.gamma_max if settings.gamma_mode == "bounded" else None,
+                           method=settings.method)
     from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
 
     cls = IteratedSelfAttention if settings.model == "itrsa" else SudokuTransformer
@@ -243,7 +279,7 @@ def build_model(settings: TrainSettings) -> nn.Module:
 
 
 def sudoku_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], *,
-                cells: str = "all") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                cells: str = "all", steps: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Cross-entropy of the per-cell digit logits, with batch accuracies as metrics.
 
     Args:
@@ -251,6 +287,7 @@ def sudoku_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch
         batch: ``(puzzle one-hot [B, S, S, S] float, solution labels [B, S, S] int64 in
             0..S-1, is_given [B, S, S] bool)`` as served by ``SudokuData.to_torch()``.
         cells: ``"all"`` (every cell, givens included, as the official code) or ``"blank"``.
+        steps: iterations T of the model for this batch (``None``: its own; not for the Transformer).
 
     Returns:
         ``(loss, {"cell_acc": fraction of blank cells right, "board_acc": fraction of boards
@@ -259,7 +296,7 @@ def sudoku_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch
     if cells not in ("all", "blank"):
         raise ValueError(f"cells: expected 'all' or 'blank', got {cells!r}")
     puzzles, labels, given = batch
-    logits = model(puzzles)
+    logits = model(puzzles) if steps is None else model(puzzles, steps=steps)
     s = logits.shape[-1]
     per_cell = nn.functional.cross_entropy(logits.reshape(-1, s), labels.reshape(-1), reduction="none")
     blank = ~given.reshape(-1)
@@ -274,9 +311,14 @@ def sudoku_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch
     return loss, {"cell_acc": cell_acc, "board_acc": board_acc}
 
 
-def _loss_fn(cells: str) -> Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+def _loss_fn(settings: TrainSettings) -> Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """The training loss of a run; with ``steps_range`` every batch draws its T from the global torch
+    RNG, which the trainer checkpoints, so a resumed run draws the same sequence."""
+    cells, span = settings.loss_cells, settings.steps_range
+
     def loss_fn(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return sudoku_loss(model, batch, cells=cells)
+        steps = None if span is None else int(torch.randint(span[0], span[1] + 1, ()))
+        return sudoku_loss(model, batch, cells=cells, steps=steps)
 
     return loss_fn
 
@@ -405,7 +447,7 @@ class TrainResult:
             ``board_acc``; per-epoch means and ``eval_board_acc`` / ``eval_ema_board_acc``.
         epochs: epochs trained so far (over all sessions).
         finished: the run is complete (all epochs, or converged); False after a budget stop.
-        reason: ``"epochs"``, ``"converged"``, ``"max_epochs"`` or ``"max_hours"``.
+        reason: ``"epochs"``, ``"converged"``, ``"plateau"``, ``"max_epochs"`` or ``"max_hours"``.
         seconds: wall-clock seconds of this call.
     """
 
@@ -424,13 +466,31 @@ def _val_curve(history: xr.Dataset, ema: bool) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def converged(history: xr.Dataset, settings: TrainSettings) -> bool:
-    """True when the last ``patience`` validations all reached ``stop_at``."""
-    if settings.stop_at is None:
-        return False
+def stop_reason(history: xr.Dataset, settings: TrainSettings) -> str | None:
+    """Why the run should stop before its last epoch, if it should.
+
+    Returns:
+        ``"converged"`` when the last ``patience`` validations all reached ``stop_at``;
+        ``"plateau"`` (with ``plateau = p``) when the best validation accuracy is above zero and
+        none of the last ``p`` validations improved on it; else ``None``.
+    """
     curve = _val_curve(history, settings.ema_decay is not None)
     # a small tolerance: accuracies are ratios of integers stored as float64
-    return curve.size >= settings.patience and bool((curve[-settings.patience:] >= settings.stop_at - 1e-9).all())
+    if settings.stop_at is not None and curve.size >= settings.patience \
+            and bool((curve[-settings.patience:] >= settings.stop_at - 1e-9).all()):
+        return "converged"
+    p = settings.plateau
+    if p is not None and curve.size > p:
+        best_before = curve[:-p].max()
+        # a model that has solved nothing yet has not plateaued (ItrSA sits at 0% for ~17 epochs on 6x6)
+        if best_before > 0 and curve[-p:].max() <= best_before + 1e-9:
+            return "plateau"
+    return None
+
+
+def converged(history: xr.Dataset, settings: TrainSettings) -> bool:
+    """True when :func:`stop_reason` says the run is done (``stop_at`` reached or a plateau)."""
+    return stop_reason(history, settings) is not None
 
 
 def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epochs: int | None = None,
@@ -491,7 +551,7 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
 
     def trainer(epochs: int) -> Trainer:
         cfg = settings.train_config(device, epochs, checkpoint_every)
-        return Trainer(model, _loss_fn(settings.loss_cells), train_set, cfg, out_dir=run_dir,
+        return Trainer(model, _loss_fn(settings), train_set, cfg, out_dir=run_dir,
                        eval_fn=_validator(val, settings), eval_every=settings.eval_every,
                        metrics_name=METRICS_NAME, resume=True, progress=show)
 
@@ -503,8 +563,8 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
         done = current.epoch
         if done >= settings.epochs:
             reason = "epochs"
-        elif converged(history, settings):
-            reason = "converged"
+        elif (early := stop_reason(history, settings)) is not None:
+            reason = early
         elif done >= target:
             reason = "max_epochs"
         elif max_hours is not None and time.perf_counter() - started > 3600 * max_hours:
@@ -517,7 +577,7 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
         current.fit()
         if is_main_process():  # one line per validation, also without progress bars (logs)
             _report_epoch(current.history, settings)
-    finished = reason in ("epochs", "converged")
+    finished = reason in ("epochs", "converged", "plateau")
     return TrainResult(history=current.history, epochs=current.epoch, finished=finished, reason=reason,
                        seconds=time.perf_counter() - started)
 
@@ -540,6 +600,8 @@ def training_summary(result: TrainResult, settings: TrainSettings, run_dir: str 
     val = f"{curve[-1]:.3f}" if curve.size else "-"
     what = {"epochs": "finished all epochs", "converged": f"converged (validation board accuracy >= "
             f"{settings.stop_at} at {settings.patience} validations in a row)",
+            "plateau": f"stopped on a plateau (no better validation board accuracy in the last {settings.plateau} "
+                       f"validations)",
             "max_epochs": "paused at --max-epochs", "max_hours": "paused at --max-hours"}[result.reason]
     lines = [f"{settings.model}: {what} after {result.epochs} of {settings.epochs} epochs; "
              f"validation board accuracy ({'EMA' if ema else 'raw'} weights, T={settings.model_steps}): {val}",

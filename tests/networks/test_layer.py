@@ -391,3 +391,46 @@ def test_layer_follows_device_and_dtype(device, dtype):
     x, traj = layer(c, generator=g, return_trajectory=True)
     assert x.device == c.device and x.dtype == dtype and traj.energy.dtype == dtype
     assert traj.energy.device == c.device
+
+
+def test_bounded_gamma_starts_where_asked_and_never_passes_its_bound():
+    layer = KuramotoLayer(make_coupling("conv"), N_OSC, C, steps=3, gamma=0.4, learn_gamma=True, gamma_max=1.0)
+    assert layer.step_gamma().item() == pytest.approx(0.4)
+    assert "gamma" not in dict(layer.named_parameters()) and "gamma_logit" in dict(layer.named_parameters())
+    c, x0 = inputs(21)
+    (layer(c, x0) * torch.randn(c.shape, generator=gen(2))).sum().backward()
+    assert float(layer.gamma_logit.grad.abs()) > 0
+    with torch.no_grad():  # however far training pushes θ, the step stays inside (0, γ_max)
+        layer.gamma_logit.fill_(50.0)
+    assert 0 < layer.step_size().item() <= 1.0
+    for kwargs, match in (({"gamma": 1.0, "gamma_max": 1.0, "learn_gamma": True}, "gamma: the initial step"),
+                          ({"gamma": 0.5, "gamma_max": 1.0}, "gamma_max: bounds a learnable step"),
+                          ({"gamma": 0.5, "gamma_max": -1.0, "learn_gamma": True}, "gamma_max: expected a positive")):
+        with pytest.raises(ValueError, match=match):
+            KuramotoLayer(make_coupling("conv"), N_OSC, C, **kwargs)
+
+
+def test_use_integrator_swaps_the_update_and_scales_the_step_at_test_time():
+    kw = dict(omega=make_omega("global"), steps=4, gamma=0.6, learn_gamma=True)
+    trained = KuramotoLayer(make_coupling("conv", seed=3), N_OSC, C, **kw)
+    heun = KuramotoLayer(make_coupling("conv", seed=3), N_OSC, C, method="heun_normalized", **kw)
+    half = KuramotoLayer(make_coupling("conv", seed=3), N_OSC, C, method="heun_normalized",
+                         **{**kw, "gamma": 0.3})
+    c, x0 = inputs(22)
+    before = trained(c, x0)
+    trained.use_integrator("heun_normalized")
+    assert torch.allclose(trained(c, x0), heun(c, x0), atol=1e-6)
+    trained.use_integrator(step_scale=0.5)
+    assert trained.method == "heun_normalized" and trained.step_size().item() == pytest.approx(0.3)
+    assert torch.allclose(trained(c, x0, steps=8), half(c, x0, steps=8), atol=1e-6)
+    trained.use_integrator("euler_normalized")
+    assert torch.equal(trained(c, x0), before)  # back to the trained update and step
+    with pytest.raises(ValueError, match="adaptive"):
+        trained.use_integrator("dopri5")
+    with pytest.raises(ValueError, match="delegated to torchdiffeq"):
+        trained.use_integrator("rk4")  # cannot differentiate the learnt γ
+    with pytest.raises(ValueError, match="step_scale"):
+        trained.use_integrator(step_scale=0.0)
+    continuous = KuramotoLayer(make_coupling("conv"), N_OSC, C, t_span=(0.0, 1.0), method="dopri5")
+    with pytest.raises(ValueError, match="continuous layer"):
+        continuous.use_integrator("euler_normalized")

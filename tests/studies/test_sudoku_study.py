@@ -13,6 +13,7 @@ from torch import nn
 from networks.models.sudoku import SudokuAKOrN
 from studies.config import ConfigError
 from studies.sudoku import evaluate as evaluate_module
+from studies.sudoku import train as train_module
 from studies.sudoku.data import make_dataset
 from studies.sudoku.study import (
     EvalSettings,
@@ -265,6 +266,14 @@ def test_energy_selection_needs_a_model_with_energies(boards) -> None:
     (EvalSettings, {"test_boards": 10, "vote_boards": 20}, "vote_boards"),
     (EvalSettings, {"k": (1, 1, 4)}, "k"),
     (EvalSettings, {"scores": ("min",)}, "scores"),
+    (EvalSettings, {"method": "rk4"}, "method"),
+    (TrainSettings, {"steps_range": (20, 12)}, "steps_range"),
+    (TrainSettings, {"steps_range": (0, 4)}, "steps_range"),
+    (TrainSettings, {"steps_range": (4, 8), "model": "transformer"}, "steps_range"),
+    (TrainSettings, {"gamma_mode": "bounded", "gamma": 1.5, "gamma_max": 1.0}, "gamma"),
+    (TrainSettings, {"gamma_max": -1.0}, "gamma_max"),
+    (TrainSettings, {"method": "dopri5"}, "method"),
+    (TrainSettings, {"plateau": 0}, "plateau"),
 ])
 def test_settings_reject_bad_values_naming_the_field(cls, kwargs, field) -> None:
     with pytest.raises(ConfigError) as info:
@@ -281,6 +290,65 @@ def test_presets_follow_the_paper_recipe() -> None:
     assert TrainSettings.preset("cpu").box == (3, 3) and TrainSettings.preset("quick").box == (2, 3)
     quick = TrainSettings.preset("quick", model="transformer")
     assert (quick.model_depth, quick.model_steps) == (8, 1)
+
+
+def test_flow_training_options_reach_the_model() -> None:
+    bounded = build_model(TrainSettings(box=BOX, width=16, heads=4, gamma_mode="bounded", gamma_max=0.8,
+                                        method="heun_normalized"))
+    layer = bounded.layers[0]
+    assert layer.method == "heun_normalized" and layer.gamma_max == 0.8
+    assert layer.step_gamma().item() == pytest.approx(0.4)  # default start: gamma_max / 2
+    assert "gamma_logit" in dict(layer.named_parameters())
+    fixed = build_model(TrainSettings(box=BOX, width=16, heads=4, gamma_mode="fixed", gamma=0.3)).layers[0]
+    assert "gamma" in dict(fixed.named_buffers()) and fixed.step_gamma().item() == pytest.approx(0.3)
+    published = build_model(TrainSettings(box=BOX, width=16, heads=4)).layers[0]
+    assert isinstance(published.gamma, torch.nn.Parameter) and published.gamma.item() == 1.0
+
+
+def test_random_step_counts_are_drawn_per_batch_from_the_range_and_replay_from_the_seed() -> None:
+    class Recorder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+            self.seen: list[int | None] = []
+
+        def forward(self, board, steps=None):
+            self.seen.append(steps)
+            return torch.zeros(*board.shape[:3], board.shape[1]) + self.w
+
+    s = 4
+    batch = (torch.zeros(3, s, s, s), torch.zeros(3, s, s, dtype=torch.long), torch.zeros(3, s, s, dtype=torch.bool))
+    draws = []
+    for _ in range(2):
+        model = Recorder()
+        loss_fn = train_module._loss_fn(TrainSettings(box=BOX, steps_range=(3, 6)))
+        torch.manual_seed(7)
+        for _ in range(200):
+            loss_fn(model, batch)
+        draws.append(model.seen)
+    assert draws[0] == draws[1]  # the global RNG, which checkpoints hold, decides the draws
+    assert set(draws[0]) == {3, 4, 5, 6}  # odd and even, both ends included
+    model = Recorder()
+    train_module._loss_fn(TrainSettings(box=BOX))(model, batch)
+    assert model.seen == [None]  # without a range the model runs its own T
+
+
+def test_plateau_stops_only_after_something_was_learnt() -> None:
+    import xarray as xr
+
+    def history(curve):
+        return xr.Dataset({"eval_ema_board_acc": ("epoch", np.asarray(curve, dtype=float))},
+                          coords={"epoch": np.arange(1, len(curve) + 1)})
+
+    settings = TrainSettings(box=BOX, plateau=3)
+    assert train_module.stop_reason(history([0, 0, 0, 0, 0, 0]), settings) is None  # nothing learnt yet
+    assert train_module.stop_reason(history([0.1, 0.5, 0.6, 0.6, 0.55, 0.6]), settings) == "plateau"
+    assert train_module.stop_reason(history([0.1, 0.5, 0.6, 0.6, 0.55, 0.61]), settings) is None
+    assert train_module.stop_reason(history([0.1, 0.5, 0.6]), settings) is None  # too few validations
+    assert train_module.stop_reason(history([0.1, 0.5, 0.6, 0.6, 0.6, 0.6]),
+                                    settings.replace(plateau=None)) is None
+    done = settings.replace(stop_at=0.6, patience=2)
+    assert train_module.stop_reason(history([0.1, 0.6, 0.6]), done) == "converged"
 
 
 # ---------------------------------------------------------------------------------------- training
@@ -398,7 +466,10 @@ def test_step_scale_scales_the_kuramoto_step_at_test_time_only(trained, cache, m
     runs = evaluate_module._open_runs(config, run_dirs(trained, "tiny", config.models))
     plain = [evaluate_module._load_model(r, True, torch.device("cpu")) for r in runs]
     scaled = [evaluate_module._load_model(r, True, torch.device("cpu"), 0.5) for r in runs]
-    assert scaled[0].layers[0].gamma.item() == pytest.approx(0.5 * plain[0].layers[0].gamma.item(), rel=1e-6)
+    assert scaled[0].layers[0].step_size().item() == pytest.approx(0.5 * plain[0].layers[0].step_size().item(),
+                                                                    rel=1e-6)
+    for (name, a), b in zip(plain[0].state_dict().items(), scaled[0].state_dict().values()):  # weights untouched
+        assert torch.equal(a, b), name
     for (name, a), b in zip(plain[1].state_dict().items(), scaled[1].state_dict().values()):  # ItrSA: no γ
         assert torch.equal(a, b), name
     # the command writes its own file next to the plain evaluation
