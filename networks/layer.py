@@ -34,7 +34,7 @@ from torch import nn
 
 from integrators import METHODS, solve, step_fixed
 from kuramoto.couplings.base import AbstractCoupling
-from kuramoto.couplings.image import Attention, Conv, to_features, to_oscillators
+from kuramoto.couplings.image import AbstractImageCoupling, to_features, to_oscillators
 from kuramoto.field import KuramotoField
 from kuramoto.frequencies import AbstractFrequencies, RotationPairs
 from kuramoto.sphere import inner, normalize
@@ -292,10 +292,10 @@ class KuramotoLayer(nn.Module):
         if not isinstance(coupling, AbstractCoupling):
             raise TypeError(f"coupling: expected a kuramoto coupling (e.g. kuramoto.couplings.Conv or Attention), "
                             f"got {type(coupling).__name__}")
-        if coupling.state_dims != 4:
+        if not isinstance(coupling, AbstractImageCoupling):
             raise ValueError(f"coupling: a Kuramoto layer needs an image coupling acting on [B, C/n, H, W, n] "
                              f"(state_dims = 4), got {type(coupling).__name__} with layout {coupling.layout}")
-        if isinstance(coupling, (Conv, Attention)) and (coupling.channels, coupling.n) != (channels, n):
+        if (coupling.channels, coupling.n) != (channels, n):
             raise ValueError(f"coupling: built for channels={coupling.channels}, n={coupling.n}, but the layer has "
                              f"channels={channels}, n={n}")
         if omega is not None:
