@@ -186,6 +186,29 @@ class StudyConfig:
                     what = "positive" if strict else "non-negative"
                     raise ConfigError(name, f"expected {what} value(s), got {v!r}")
 
+    def _check_device(self, name: str = "device") -> None:
+        try:
+            import torch  # torch-free at import: only a built config (never --help) checks its device
+
+            torch.device(getattr(self, name))
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(name, f"not a torch device: {getattr(self, name)!r} ({exc})") from None
+
+    @staticmethod
+    def _methods(name: str) -> dict[str, Any]:
+        """:data:`integrators.METHODS`, imported when a config is built (never for --help)."""
+        try:
+            from integrators import METHODS  # torch-free at import, as above
+        except ImportError as exc:
+            raise ConfigError(name, f"the integrators package cannot be imported ({exc})") from None
+        return METHODS
+
+    def _check_method(self, name: str = "method") -> None:
+        value = getattr(self, name)
+        methods = self._methods(name)
+        if value not in methods:
+            raise ConfigError(name, f"unknown method {value!r}; valid: {', '.join(sorted(methods))}")
+
     # -- presets and serialisation ---------------------------------------------------------
     @classmethod
     def preset(cls: type[C], name: str = "quick", **overrides: Any) -> C:

@@ -27,26 +27,29 @@ states); xarray ignores groups unless asked, so the root group stays a plain tid
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
+import platform
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import h5netcdf
 import numpy as np
+import torch
 import xarray as xr
 
+import kuramoto
 from studies.cache import atomic_path
 
 __all__ = [
     "CHECKPOINT_GROUP",
     "StorageError",
     "append",
-    "atomic_output",
     "merge_complex",
     "open_dataset",
     "provenance",
@@ -63,20 +66,6 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 class StorageError(ValueError):
     """A file is missing, not an HDF5/netCDF4 file, truncated or corrupt, or not an akorn result."""
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """:func:`studies.cache.atomic_path` that also gives the file the usual permissions.
-
-    ``mkstemp`` creates the temporary as ``0600``; a result file or plot is meant to be read
-    by others like any file the user creates, so it gets ``0666`` minus the umask.
-    """
-    with atomic_path(path, suffix=suffix) as tmp:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
 
 
 # -- provenance -----------------------------------------------------------------------------
@@ -103,23 +92,11 @@ def provenance() -> dict[str, str]:
         ``git_commit`` is ``"unknown"`` outside a git checkout, with ``+dirty`` appended when
         tracked files have uncommitted changes.
     """
-    import platform
-    from importlib import metadata
-
-    import h5netcdf
-
     try:
         version = metadata.version("akorn-toolkit")
     except metadata.PackageNotFoundError:
-        import kuramoto
-
         version = kuramoto.__version__
-    try:
-        import torch
-
-        torch_version = str(torch.__version__)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        torch_version = "absent"
+    torch_version = str(torch.__version__)
     commit, dirty = _git_commit()
     return {
         "akorn_version": version,
@@ -293,7 +270,7 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, unlimited: str | N
     ds = ds.copy()
     ds.attrs = _clean_attrs(ds.attrs, "ds.attrs")
     path = Path(path)
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", unlimited_dims=[unlimited] if unlimited else None,
                      encoding=_encoding(ds))
         if checkpoint:
@@ -336,7 +313,7 @@ def append(path: str | os.PathLike, chunk: xr.Dataset, dim: str = "time", *, att
     path = Path(path)
     _check_readable(path)
     chunk = split_complex(chunk)
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         try:
             fh = h5netcdf.File(tmp, "a")

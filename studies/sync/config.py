@@ -12,9 +12,10 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from studies.commands import Study
 from studies.config import ConfigError, StudyConfig, param
 
-__all__ = ["Config", "FILENAME", "MAX_ROTATION_PER_STEP", "ROTATION_EXACT"]
+__all__ = ["FILENAME", "MAX_ROTATION_PER_STEP", "ROTATION_EXACT", "STUDY", "Config"]
 
 
 FILENAME = "sync.h5"
@@ -102,13 +103,8 @@ class Config(StudyConfig):
                                             f"{self.degree}")
             if self.degree >= min(self.N):
                 raise ConfigError("degree", f"must be smaller than the smallest N={min(self.N)}, got {self.degree}")
-        try:
-            import torch  # torch-free at import: only a built config (not --help) checks its device
-
-            torch.device(self.device)
-        except (RuntimeError, ValueError) as exc:
-            raise ConfigError("device", f"not a torch device: {self.device!r} ({exc})") from None
-        _check_method(self.method)
+        self._check_device()
+        self._check_method()
 
     # -- derived quantities ----------------------------------------------------------------
     @property
@@ -143,10 +139,6 @@ class Config(StudyConfig):
         return self.n == 2 and self.graph == "complete"
 
 
-def _check_method(method: str) -> None:
-    try:
-        from integrators import METHODS  # torch-free at import: only a built config (not --help) checks it
-    except ImportError as exc:
-        raise ConfigError("method", f"the integrators package cannot be imported ({exc})") from None
-    if method not in METHODS:
-        raise ConfigError("method", f"unknown method {method!r}; valid: {', '.join(sorted(METHODS))}")
+#: What ``akorn sync`` runs (:mod:`studies.commands`).
+STUDY = Study(config=Config, filename=FILENAME, runner="studies.sync.experiment", plots="studies.sync.plots",
+              run_options=("scheduler", "workers", "overwrite"))
