@@ -329,7 +329,7 @@ class Task:
 
 def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
     """Sub-commands ``train`` and ``eval`` of a task with their options."""
-    sub = parser.add_subparsers(dest="action", metavar="{train,eval}", required=True)
+    sub = parser.add_subparsers(dest="action", metavar="{train,eval}")
     for name in ("train", "eval"):
         action: Action = getattr(task, name)
         p = sub.add_parser(name, help=action.help, description=action.description, epilog=action.epilog or None,
@@ -341,6 +341,7 @@ def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
         if name == "eval":
             group.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNG figures")
         p.set_defaults(_parser=p, _task=task)
+    parser.set_defaults(_parser=parser, _task=task)
 
 
 def _train(task: Task, config: Any, args: argparse.Namespace) -> Outcome:
@@ -360,7 +361,8 @@ def _eval(task: Task, config: Any, args: argparse.Namespace) -> Outcome:
     lines = [*outcome.lines, f"wrote {outcome.path}"]
     plots = load(task.plots)
     if args.plot:
-        lines += [f"wrote {p}" for p in plots.plot(outcome.dataset, Path(outcome.path).with_suffix(".png"))]
+        written = plots.plot(outcome.dataset, Path(outcome.path).with_suffix(".png"))
+        lines += [f"wrote {p}" for p in (written if isinstance(written, (list, tuple)) else [written])]
     lines.append(plots.summarize(outcome.dataset))
     return outcome._replace(lines=lines)
 
@@ -368,8 +370,11 @@ def _eval(task: Task, config: Any, args: argparse.Namespace) -> Outcome:
 def run_task(args: argparse.Namespace) -> int:
     """Run ``akorn <task> train|eval`` with arguments parsed by :func:`add_task_arguments`; the exit status."""
     task: Task = args._task
-    action: Action = getattr(task, args.action)
     parser = args._parser
+    if getattr(args, "action", None) is None:
+        parser.print_help()
+        return 2
+    action: Action = getattr(task, args.action)
     config = config_from_args(parser, action.config, args)
 
     def run() -> int:

@@ -12,7 +12,6 @@ from studies.config import ConfigError, StudyConfig, param
 
 __all__ = ["STUDY", "Config", "FILENAME"]
 
-
 FILENAME = "landscape.h5"
 
 

@@ -13,7 +13,6 @@ from studies.config import ConfigError, StudyConfig, param
 
 __all__ = ["STUDY", "Config", "FILENAME", "REFERENCE"]
 
-
 FILENAME = "integrators.h5"
 
 

@@ -17,14 +17,12 @@ from studies.config import ConfigError, StudyConfig, param
 
 __all__ = ["FILENAME", "MAX_ROTATION_PER_STEP", "ROTATION_EXACT", "STUDY", "Config"]
 
-
 FILENAME = "sync.h5"
 
 
 #: Methods that integrate the natural rotation exp(tΩ) in closed form, so that their step is
 #: not limited by the fastest oscillator.
 ROTATION_EXACT = frozenset({"lawson_rk4"})
-
 
 #: Largest h·max|ω| accepted for a fixed-step method that does not rotate exactly.
 MAX_ROTATION_PER_STEP = 1.0

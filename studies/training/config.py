@@ -10,7 +10,6 @@ from kuramoto.checks import check_bool, check_float, check_int, check_positive
 
 __all__ = ["RESUMABLE_FIELDS", "TrainConfig"]
 
-
 _OPTIMIZERS = ("adam", "riemannian_adam")
 
 

@@ -21,7 +21,6 @@ from studies.training.distributed import (
 
 __all__ = []
 
-
 _RESERVED = frozenset({"loss", "lr", "grad_norm", "step", "epoch", "epoch_seconds"})
 
 

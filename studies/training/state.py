@@ -24,10 +24,7 @@ from studies.training.distributed import (
 __all__ = ["CHECKPOINT_NAME", "load_model_weights", "seed_everything"]
 
 
-
-
 _FORMAT = "akorn-training-checkpoint"
-
 
 _VERSION = 1
 

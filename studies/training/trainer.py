@@ -56,12 +56,10 @@ from studies.training.state import (
 
 __all__ = ["EvalFn", "LossFn", "SchedulerFactory", "Trainer", "train"]
 
-
 LossFn = Callable[[nn.Module, Any], "tuple[torch.Tensor, Mapping[str, Any]] | torch.Tensor"]
 
 
 EvalFn = Callable[[nn.Module], Mapping[str, Any]]
-
 
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
