@@ -316,8 +316,10 @@ class Task:
         name: the subcommand (``"sudoku"``).
         description: first paragraph of ``akorn <name> --help``.
         train, eval: the two actions.
-        plots: module with ``plot(ds, path) -> list[Path]`` and ``summarize(ds) -> str`` for
+        plots: module with ``plot(ds, path) -> Path | list[Path]`` and ``summarize(ds) -> str`` for
             evaluation results (also used by ``akorn show``).
+        action_required: ``akorn <name>`` without ``train``/``eval`` is a usage error; ``False``
+            prints the help and returns 2 instead.
     """
 
     name: str
@@ -325,11 +327,12 @@ class Task:
     train: Action
     eval: Action
     plots: str
+    action_required: bool = True
 
 
 def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
     """Sub-commands ``train`` and ``eval`` of a task with their options."""
-    sub = parser.add_subparsers(dest="action", metavar="{train,eval}")
+    sub = parser.add_subparsers(dest="action", metavar="{train,eval}", required=task.action_required)
     for name in ("train", "eval"):
         action: Action = getattr(task, name)
         p = sub.add_parser(name, help=action.help, description=action.description, epilog=action.epilog or None,

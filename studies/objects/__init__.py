@@ -1,89 +1,65 @@
-"""Unsupervised object discovery: data sets and metrics (AKOrN paper §4.1, spec §5.2).
+"""Unsupervised object discovery (``akorn objects train|eval``; AKOrN paper §4.1, spec §5.2).
 
-Data (:mod:`studies.objects.data`): seeded vectorised generators of multi-object scenes
-(:func:`shapes`, the official toy recipe; :func:`tetrominoes` and :func:`dsprites`,
-**look-alikes** of DeepMind's Tetrominoes and multi-dSprites whose scores are not directly
-comparable with the paper's), an on-disk cache (:func:`make_scenes`), a torch ``Dataset``
-(:class:`SceneDataset`), and loaders of the published files (:func:`load_tetrominoes`,
-:func:`load_multi_dsprites`, :func:`load_clevr`, :func:`load_clevrtex`, :func:`load_arrays`).
+Data: seeded vectorised generators of multi-object scenes (:func:`shapes`, the official toy
+recipe; :func:`tetrominoes` and :func:`dsprites`, **look-alikes** of DeepMind"s Tetrominoes and
+multi-dSprites whose scores are not directly comparable with the paper"s) in
+:mod:`~studies.objects.generators` with an on-disk cache (:func:`make_scenes`); the scene container
+and torch ``Dataset`` (:class:`SceneData`, :class:`SceneDataset`) in :mod:`~studies.objects.scenes`;
+loaders of the published files (:func:`load_tetrominoes`, :func:`load_multi_dsprites`,
+:func:`load_clevr`, :func:`load_clevrtex`, :func:`load_arrays`) in :mod:`~studies.objects.loaders`.
 
-Metrics (:mod:`studies.objects.metrics`): :func:`fg_ari`, :func:`mbo`, :func:`summarize`,
-and the evaluation pipeline from feature maps to masks: :func:`uptile`, :func:`cluster_features`.
+Metrics (:mod:`~studies.objects.metrics`): :func:`fg_ari`, :func:`mbo`, :func:`summarize`, and the
+pipeline from feature maps to masks: :func:`uptile`, :func:`cluster_features`.
 
-The study (``akorn objects train|eval``, :mod:`studies.objects.study`): batched SimCLR views
-(:class:`SimCLRAugment`), the InfoNCE objective (:func:`info_nce`, :class:`SimCLRObjective`),
-training of a run (:func:`train_run`) and its evaluation (:func:`evaluate`, :func:`evaluate_run`).
-These are imported on first access, so ``python -m studies.objects.study`` runs the command
-without a second copy of that module.
+The study: the config and command (:mod:`~studies.objects.config`, torch-free), batched SimCLR
+views (:class:`SimCLRAugment`), the InfoNCE objective (:func:`info_nce`, :class:`SimCLRObjective`),
+training of a run (:func:`train_run`), its evaluation (:func:`evaluate`, :func:`evaluate_run`) and
+the figures (:mod:`~studies.objects.plots`). Names are imported on first access, so that
+``studies.objects.config`` (all that ``--help`` needs) loads without torch.
 """
 
-import importlib
+from __future__ import annotations
+
 from typing import Any
 
-from studies.objects.data import (
-    GENERATOR_VERSION,
-    GENERATORS,
-    SceneData,
-    SceneDataset,
-    count_objects,
-    dsprites,
-    load_arrays,
-    load_clevr,
-    load_clevrtex,
-    load_multi_dsprites,
-    load_tetrominoes,
-    make_scenes,
-    shape_templates,
-    shapes,
-    sprite_bank,
-    tetromino_orientations,
-    tetrominoes,
-)
-from studies.objects.metrics import Summary, cluster_features, fg_ari, mbo, summarize, uptile
+__all__ = ["GENERATORS", "GENERATOR_VERSION", "SceneData", "SceneDataset", "SimCLRAugment", "SimCLRObjective", "Summary", "cluster_features", "count_objects", "dsprites", "evaluate", "evaluate_run", "fg_ari", "info_nce", "load_arrays", "load_clevr", "load_clevrtex", "load_multi_dsprites", "load_tetrominoes", "make_scenes", "mbo", "shape_templates", "shapes", "sprite_bank", "summarize", "tetromino_orientations", "tetrominoes", "train_run", "uptile"]
 
 _LAZY = {
+    "GENERATORS": "studies.objects.generators",
+    "GENERATOR_VERSION": "studies.objects.scenes",
+    "SceneData": "studies.objects.scenes",
+    "SceneDataset": "studies.objects.scenes",
     "SimCLRAugment": "studies.objects.augment",
     "SimCLRObjective": "studies.objects.train",
-    "info_nce": "studies.objects.train",
-    "train_run": "studies.objects.train",
+    "Summary": "studies.objects.metrics",
+    "cluster_features": "studies.objects.metrics",
+    "count_objects": "studies.objects.scenes",
+    "dsprites": "studies.objects.generators",
     "evaluate": "studies.objects.evaluate",
     "evaluate_run": "studies.objects.evaluate",
+    "fg_ari": "studies.objects.metrics",
+    "info_nce": "studies.objects.train",
+    "load_arrays": "studies.objects.loaders",
+    "load_clevr": "studies.objects.loaders",
+    "load_clevrtex": "studies.objects.loaders",
+    "load_multi_dsprites": "studies.objects.loaders",
+    "load_tetrominoes": "studies.objects.loaders",
+    "make_scenes": "studies.objects.generators",
+    "mbo": "studies.objects.metrics",
+    "shape_templates": "studies.objects.generators",
+    "shapes": "studies.objects.generators",
+    "sprite_bank": "studies.objects.generators",
+    "summarize": "studies.objects.metrics",
+    "tetromino_orientations": "studies.objects.generators",
+    "tetrominoes": "studies.objects.generators",
+    "train_run": "studies.objects.train",
+    "uptile": "studies.objects.metrics",
 }
-
-__all__ = [
-    "GENERATORS",
-    "GENERATOR_VERSION",
-    "SceneData",
-    "SceneDataset",
-    "SimCLRAugment",
-    "SimCLRObjective",
-    "Summary",
-    "cluster_features",
-    "count_objects",
-    "dsprites",
-    "evaluate",
-    "evaluate_run",
-    "fg_ari",
-    "info_nce",
-    "load_arrays",
-    "load_clevr",
-    "load_clevrtex",
-    "load_multi_dsprites",
-    "load_tetrominoes",
-    "make_scenes",
-    "mbo",
-    "shape_templates",
-    "shapes",
-    "sprite_bank",
-    "summarize",
-    "tetromino_orientations",
-    "tetrominoes",
-    "train_run",
-    "uptile",
-]
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
+        import importlib  # torch-free --help: the study"s modules load on first use
+
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

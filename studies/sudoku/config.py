@@ -352,4 +352,5 @@ TASK = Task(
                 preset_help=_PRESET_HELP, options=_eval_options, epilog=_EVAL_EPILOG,
                 resume="rerun the same command to resume (finished cells are in <out>/<tag>/sudoku.partial.h5)"),
     plots="studies.sudoku.plots",
+    action_required=False,
 )
