@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .metrics import ReliabilityDiagram, plot_reliability_diagram
+from studies.robustness.metrics import ReliabilityDiagram, plot_reliability_diagram
 
 __all__ = ["plot", "plot_reliability_diagrams", "summarize"]
 
