@@ -48,6 +48,7 @@ from studies.cache import atomic_path
 
 __all__ = [
     "CHECKPOINT_GROUP",
+    "finished_result",
     "StorageError",
     "append",
     "merge_complex",
@@ -429,3 +430,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
             return {name: np.asarray(var[...]) for name, var in group.variables.items()}
     except OSError as exc:
         raise StorageError(f"path: {str(path)!r} is truncated or corrupt ({exc}); it was left untouched") from exc
+
+
+def finished_result(path: str | os.PathLike | None, config: Any, study: str, *, overwrite: bool) -> xr.Dataset | None:
+    """The result at ``path`` if it holds the same config (so a study returns it without recomputing).
+
+    ``None`` when there is no file, or when ``overwrite`` is set (the run replaces the file).
+
+    Raises:
+        StorageError: the file holds a run with a different config (and ``overwrite`` is off).
+    """
+    if path is None or overwrite or not Path(path).exists():
+        return None
+    existing = open_dataset(path, study=study)
+    if existing.attrs.get("config") == config.to_json():
+        return existing
+    raise StorageError(f"path: {str(path)!r} holds a run with a different config; pass --overwrite or choose "
+                       f"another --out")

@@ -43,13 +43,9 @@ def run(config: Config, *, path: str | Path | None = None, progress: bool = True
     if not isinstance(config, Config):
         raise TypeError(f"config: expected a landscape Config, got {type(config).__name__}")
     path = Path(path) if path is not None else None
-    if path is not None and path.exists():
-        existing = storage.open_dataset(path, study=Config.study) if not overwrite else None
-        if existing is not None:
-            if existing.attrs.get("config") == config.to_json():
-                return existing
-            raise storage.StorageError(f"path: {str(path)!r} holds a run with a different config; pass --overwrite "
-                                       f"or choose another --out")
+    finished = storage.finished_result(path, config, Config.study, overwrite=overwrite)
+    if finished is not None:
+        return finished
     wall0 = time.perf_counter()
     field = build_field(config)
     dtype = _torch_dtype(config.dtype)

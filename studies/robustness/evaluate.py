@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from tqdm import tqdm
+
 from studies.cache import cache_key, read_arrays, write_arrays
 from studies.commands import Outcome
 from studies.config import ConfigError
@@ -64,7 +66,6 @@ from studies.robustness.plots import plot_reliability_diagrams
 from studies.robustness.results import _build_dataset, _model_arrays
 from studies.robustness.train import load_images
 from studies.storage import write_dataset
-from tqdm import tqdm
 
 __all__ = ["eval_command", "evaluate", "evaluate_model", "test_subset"]
 

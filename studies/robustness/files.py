@@ -11,6 +11,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+
 from studies.robustness.images import FASHION_MNIST_DEBIAN_DIR, ImageData, _check_split, pad_and_colour
 
 __all__ = ["CIFAR10_CLASSES", "FASHION_MNIST_CLASSES", "load_cifar10", "load_fashion_mnist", "read_idx"]

@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.patches import Patch
+
+from studies.figures import new_figure, save_figure
 
 __all__ = [
     "ReliabilityDiagram",
@@ -206,11 +209,6 @@ def plot_reliability_diagram(diagram: ReliabilityDiagram, path: str | os.PathLik
     Returns:
         The written path.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from studies.cache import atomic_path
-
     if not isinstance(diagram, ReliabilityDiagram):
         raise TypeError(f"diagram: expected a ReliabilityDiagram, got {type(diagram).__name__}")
     if title is not None and not isinstance(title, str):
@@ -222,7 +220,7 @@ def plot_reliability_diagram(diagram: ReliabilityDiagram, path: str | os.PathLik
     acc = np.where(filled, diagram.accuracy, 0.0)
     conf = np.where(filled, diagram.confidence, 0.0)
 
-    fig = Figure(figsize=(4.2, 5.2), layout="constrained")
+    fig = new_figure((4.2, 5.2))
     ax, ax_n = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.bar(edges[:-1], acc, width=width, align="edge", color="#4c72b0", edgecolor="white", linewidth=0.6,
            label="accuracy")
@@ -250,9 +248,7 @@ def plot_reliability_diagram(diagram: ReliabilityDiagram, path: str | os.PathLik
              edgecolor="white", linewidth=0.6)
     ax_n.set_xlabel("confidence")
     ax_n.set_ylabel("fraction")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return path
+    return save_figure(fig, path, dpi=dpi)
 
 
 def ensemble_predict(model: torch.nn.Module, x: torch.Tensor, k: int = 1, batch_size: int | None = None,

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 import xarray as xr
+from torch import nn
+
 from networks.models.baselines import ConvNet
 from networks.models.classifier import AKOrNClassifier
 from studies.config import ConfigError
@@ -20,7 +22,6 @@ from studies.robustness.config import (
 )
 from studies.rundir import read_config
 from studies.training import CHECKPOINT_NAME, load_model_weights
-from torch import nn
 
 __all__ = ["build_model", "is_stochastic", "load_run"]
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
 from studies.robustness.config import (
     PAPER_REFERENCE,
     RobustnessEvalConfig,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
 from studies.cache import cached_arrays
 from studies.robustness.images import ImageData, _check_split
 

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from studies.commands import Outcome
 from studies.config import ConfigError
 from studies.robustness.config import (
@@ -38,7 +40,6 @@ from studies.robustness.data import ImageData, load_cifar10, load_fashion_mnist,
 from studies.robustness.models import build_model, read_run_config
 from studies.rundir import check_resumable, config_path, write_config
 from studies.training import TrainConfig, Trainer, is_main_process, seed_everything
-from torch import nn
 
 __all__ = ["train_command", "augment", "classification_loss", "load_images", "to_uint8", "train"]
 
