@@ -180,6 +180,67 @@ def _part_names(config: RobustnessEvalConfig) -> list[tuple[str, ...]]:
     return parts
 
 
+def _predict_seed(config: RobustnessEvalConfig, p: int, start: int) -> int:
+    return _seed(config.seed, "predict", p, start)
+
+
+def _run_part(part: tuple[str, ...], model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+              config: RobustnessEvalConfig, stochastic: bool, n_classes: int, device: torch.device) -> np.ndarray:
+    """One part of the evaluation: the clean passes, one corruption at one severity, or one attack at one ε."""
+    if part[0] == "clean":
+        return _clean(model, images, config, stochastic, n_classes, device)
+    if part[0] == "corruption":
+        return _corrupted(model, images, labels, config, part[1], int(part[2]), device)
+    result = _attacked(model, images, labels, config, part, stochastic, n_classes, device)
+    model.eval()  # torchattacks restores the mode it found; keep eval explicitly
+    return result
+
+
+def _clean(model: torch.nn.Module, images: torch.Tensor, config: RobustnessEvalConfig, stochastic: bool,
+           n_classes: int, device: torch.device) -> np.ndarray:
+    """Softmax probabilities ``[passes, N, n_classes]`` of the clean images."""
+    batch = config.batch_size
+    n_passes = config.passes if stochastic else 1
+    probs = np.empty((config.passes, len(images), n_classes), dtype=np.float32)
+    for p in range(n_passes):
+        for start in range(0, len(images), batch):
+            probs[p, start:start + batch] = _predict(model, images[start:start + batch],
+                                                     _predict_seed(config, p, start), device).numpy()
+    probs[n_passes:] = probs[0]  # a deterministic model: further passes are copies
+    return probs
+
+
+def _corrupted(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: RobustnessEvalConfig,
+               corruption: str, severity: int, device: torch.device) -> np.ndarray:
+    """Correctness ``[corruption_images]`` under one corruption at one severity."""
+    batch = config.batch_size
+    generator = torch.Generator().manual_seed(_seed(config.seed, "corrupt", corruption, severity))
+    n = config.corruption_images
+    result = np.empty(n, dtype=np.int8)
+    for start in range(0, n, batch):
+        x = corrupt(images[start:min(start + batch, n)], corruption, severity, generator=generator)
+        pred = _predict(model, x, _predict_seed(config, 0, start), device).argmax(dim=1)
+        result[start:start + len(x)] = (pred == labels[start:start + len(x)]).numpy()
+    return result
+
+
+def _attacked(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: RobustnessEvalConfig,
+              part: tuple[str, ...], stochastic: bool, n_classes: int, device: torch.device) -> np.ndarray:
+    """Correctness ``[images_of(attack)]`` after one attack at one ε (in units of 1/255)."""
+    batch = config.batch_size
+    attack, eps_255 = part[1], float(part[2])
+    n = config.images_of(attack)
+    result = np.empty(n, dtype=np.int8)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        x, y = images[start:stop].to(device), labels[start:stop].to(device)
+        x_adv = _attack_batch(model, attack, x, y, eps_255 / 255.0, _seed(config.seed, "attack", attack, part[2], start),
+                              config, stochastic, n_classes, device)
+        pred = _predict(model, x_adv, _predict_seed(config, 0, start), device).argmax(dim=1)
+        result[start:stop] = (pred == labels[start:stop]).numpy()
+    return result
+
+
 def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEvalConfig, *, stochastic: bool,
                    device: str | torch.device = "cpu", cache: str | os.PathLike | None = None,
                    cache_key: str = "", progress: bool = True, label: str = "model") -> dict[str, np.ndarray]:
@@ -215,11 +276,8 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEv
     model = model.to(device).eval()
     images = torch.from_numpy(data.images[:config.test_images])
     labels = torch.from_numpy(data.labels[:config.test_images])
-    n_classes, batch = data.n_classes, config.batch_size
+    n_classes = data.n_classes
     parts = _Parts(Path(cache) if cache is not None else None, cache_key)
-
-    def predict_seed(p: int, start: int) -> int:
-        return _seed(config.seed, "predict", p, start)
 
     names = _part_names(config)
     bar = tqdm(names, desc=label, unit="part", disable=not progress, dynamic_ncols=True)
@@ -233,37 +291,7 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEv
                 continue
             bar.set_postfix_str(" ".join(part), refresh=True)
             started = time.perf_counter()
-            if part[0] == "clean":
-                n_passes = config.passes if stochastic else 1
-                probs = np.empty((config.passes, len(images), n_classes), dtype=np.float32)
-                for p in range(n_passes):
-                    for start in range(0, len(images), batch):
-                        probs[p, start:start + batch] = _predict(model, images[start:start + batch],
-                                                                 predict_seed(p, start), device).numpy()
-                probs[n_passes:] = probs[0]  # a deterministic model: further passes are copies
-                result = probs
-            elif part[0] == "corruption":
-                corruption, severity = part[1], int(part[2])
-                generator = torch.Generator().manual_seed(_seed(config.seed, "corrupt", corruption, severity))
-                n = config.corruption_images
-                result = np.empty(n, dtype=np.int8)
-                for start in range(0, n, batch):
-                    x = corrupt(images[start:min(start + batch, n)], corruption, severity, generator=generator)
-                    pred = _predict(model, x, predict_seed(0, start), device).argmax(dim=1)
-                    result[start:start + len(x)] = (pred == labels[start:start + len(x)]).numpy()
-            else:
-                attack, eps_255 = part[1], float(part[2])
-                n = config.images_of(attack)
-                result = np.empty(n, dtype=np.int8)
-                for start in range(0, n, batch):
-                    stop = min(start + batch, n)
-                    x, y = images[start:stop].to(device), labels[start:stop].to(device)
-                    x_adv = _attack_batch(model, attack, x, y, eps_255 / 255.0,
-                                          _seed(config.seed, "attack", attack, part[2], start), config, stochastic,
-                                          n_classes, device)
-                    pred = _predict(model, x_adv, predict_seed(0, start), device).argmax(dim=1)
-                    result[start:stop] = (pred == labels[start:stop]).numpy()
-                model.eval()  # torchattacks restores the mode it found; keep eval explicitly
+            result = _run_part(part, model, images, labels, config, stochastic, n_classes, device)
             seconds = time.perf_counter() - started
             parts.put(stored, result, seconds)
             done[name], done[f"{name}.seconds"] = result, np.asarray(seconds)

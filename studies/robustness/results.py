@@ -79,90 +79,102 @@ def _build_dataset(per_model: list[dict[str, Any]], models: list[str], infos: li
                    train_configs: list[RobustnessTrainConfig], runs: list[str], data: ImageData, split_size: int,
                    index: np.ndarray, probs: list[np.ndarray], config: RobustnessEvalConfig, eps_grid: np.ndarray,
                    attack_n: int) -> xr.Dataset:
+    edges = np.linspace(0.0, 1.0, config.n_bins + 1)
+    M = ("model",)
+    data_vars = {**_measure_vars(per_model, probs, data, config), **_run_vars(train_configs, infos)}
+    coords = {
+        "model": _var(M, np.array(models, dtype=object), "model (run label)", None),
+        "run": _var(M, np.array(runs, dtype=object), "training run directory", None),
+        "weights": _var(M, np.array([i["weights"] for i in infos], dtype=object),
+                        "weights evaluated (ema: the training's weight average)", None),
+        "attack": _var(("attack",), np.array(config.attacks, dtype=object), "attack", None),
+        "eps": _var(("eps",), eps_grid / 255.0, "L-infinity radius in pixel units (images in [0, 1])"),
+        "eps_255": _var(("eps",), eps_grid, "L-infinity radius in units of 1/255", "1/255"),
+        "corruption": _var(("corruption",), np.array(config.corruptions, dtype=object), "corruption", None),
+        "severity": _var(("severity",), np.arange(6, dtype=np.int64), "corruption severity (0: none)"),
+        "bin": _var(("bin",), np.arange(config.n_bins, dtype=np.int64), "confidence bin"),
+        "bin_lower": _var(("bin",), edges[:-1], "lower edge of the confidence bin (exclusive)"),
+        "bin_upper": _var(("bin",), edges[1:], "upper edge of the confidence bin (inclusive)"),
+        "ensemble": _var(("ensemble",), np.array(config.ensemble_sizes, dtype=np.int64),
+                         "number of random initial states averaged"),
+        "pass": _var(("pass",), np.arange(config.passes, dtype=np.int64), "random initial state"),
+        "image": _var(("image",), index, "index of the image in the test split"),
+        "attack_image": _var(("attack_image",), index[:attack_n],
+                             "index in the test split of an attacked image (the first images of 'image')"),
+        "class": _var(("class",), np.array(data.class_names, dtype=object), "class name", None),
+    }
+    attrs = result_attrs(
+        "robustness", config, config.seed, data=train_configs[0].data, test_split_size=int(split_size),
+        train_configs=json.dumps({m: c.to_dict() for m, c in zip(models, train_configs)}, sort_keys=True),
+        pgd_step="eps/3", pgd_random_start=0, torchattacks_version=_torchattacks_version(),
+        paper_reference=json.dumps(PAPER_REFERENCE, sort_keys=True))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _measure_vars(per_model: list[dict[str, Any]], probs: list[np.ndarray], data: ImageData,
+                  config: RobustnessEvalConfig) -> dict[str, xr.Variable]:
+    """Clean accuracy, calibration, ensembles, attacks and corruptions of every model."""
     def stack(name: str) -> np.ndarray:
         return np.stack([np.asarray(m[name]) for m in per_model])
 
-    edges = np.linspace(0.0, 1.0, config.n_bins + 1)
     M = ("model",)
-    ds = xr.Dataset(
-        {
-            "accuracy": _var(M, stack("accuracy"), "clean accuracy (one random initial state per image, pass 0)"),
-            "ece": _var(M, stack("ece"), f"expected calibration error of pass 0 ({config.n_bins} equal-width "
-                                         f"confidence bins; a fraction, the paper quotes percent)"),
-            "mean_confidence": _var(M, stack("mean_confidence"), "mean top-class probability of pass 0"),
-            "calibration_count": _var(M + ("bin",), stack("calibration_count").astype(np.int64),
-                                      "test images whose pass-0 confidence falls in the bin"),
-            "calibration_confidence": _var(M + ("bin",), stack("calibration_confidence"),
-                                           "mean pass-0 confidence in the bin (NaN if empty)"),
-            "calibration_accuracy": _var(M + ("bin",), stack("calibration_accuracy"),
-                                         "pass-0 accuracy in the bin (NaN if empty)"),
-            "ensemble_accuracy": _var(M + ("ensemble",), stack("ensemble_accuracy"),
-                                      "accuracy of the softmax averaged over the first k random initial states"),
-            "ensemble_ece": _var(M + ("ensemble",), stack("ensemble_ece"),
-                                 "expected calibration error of the softmax averaged over the first k passes"),
-            "attack_accuracy": _var(M + ("attack", "eps"), stack("attack_accuracy"),
-                                    "accuracy on the attacked images (NaN: attack not run at this eps)"),
-            "attack_correct": _var(M + ("attack", "eps", "attack_image"), stack("attack_correct"),
-                                   "1 if the attacked image is still classified correctly, 0 if not, NaN if not "
-                                   "attacked"),
-            "attack_seconds": _var(M + ("attack", "eps"), stack("attack_seconds"),
-                                   "wall-clock time of the attack and the predictions", "s"),
-            "attack_images": _var(("attack",), np.array([config.images_of(a) for a in config.attacks],
-                                                        dtype=np.int64),
-                                  "number of test images the attack is run on (the first of the subset)"),
-            "corruption_accuracy": _var(M + ("corruption", "severity"), stack("corruption_accuracy"),
-                                        "accuracy on corrupted images (severity 0: uncorrupted)"),
-            "corruption_images": _var((), np.int64(config.corruption_images),
-                                      "number of test images per corruption and severity"),
-            "corruption_seconds": _var(M, stack("corruption_seconds"), "wall-clock time of all corruptions", "s"),
-            "clean_seconds": _var(M, stack("clean_seconds"), "wall-clock time of the clean passes", "s"),
-            "clean_probs": _var(M + ("pass", "image", "class"), np.stack(probs).astype(np.float32),
-                                "softmax probabilities per random initial state (copies for a deterministic "
-                                "model)"),
-            "label": _var(("image",), data.labels[:config.test_images].astype(np.int64), "true class index"),
-            "stochastic": _var(M, np.array([c.stochastic for c in train_configs], dtype=np.int8),
-                               "1 if the model draws random initial states on every forward pass"),
-            "parameters": _var(M, np.array([i["parameters"] for i in infos], dtype=np.int64),
-                               "number of trainable parameters"),
-            "train_epochs": _var(M, np.array([i["epoch"] for i in infos], dtype=np.int64),
-                                 "epochs trained (checkpoint)"),
-            "train_steps": _var(M, np.array([i["step"] for i in infos], dtype=np.int64),
-                                "optimizer steps trained (checkpoint)"),
-            "train_images": _var(M, np.array([_train_count(c) for c in train_configs], dtype=np.float64),
-                                 "training images (NaN: the whole training split)"),
-            "train_seconds": _var(M, np.array([i["train_seconds"] for i in infos]),
-                                  "wall-clock training time (sum over epochs)", "s"),
-            "val_accuracy": _var(M, np.array([i["val_accuracy"] for i in infos]),
-                                 "last in-training monitor accuracy of the evaluated weights"),
-        },
-        coords={
-            "model": _var(M, np.array(models, dtype=object), "model (run label)", None),
-            "run": _var(M, np.array(runs, dtype=object), "training run directory", None),
-            "weights": _var(M, np.array([i["weights"] for i in infos], dtype=object),
-                            "weights evaluated (ema: the training's weight average)", None),
-            "attack": _var(("attack",), np.array(config.attacks, dtype=object), "attack", None),
-            "eps": _var(("eps",), eps_grid / 255.0, "L-infinity radius in pixel units (images in [0, 1])"),
-            "eps_255": _var(("eps",), eps_grid, "L-infinity radius in units of 1/255", "1/255"),
-            "corruption": _var(("corruption",), np.array(config.corruptions, dtype=object), "corruption", None),
-            "severity": _var(("severity",), np.arange(6, dtype=np.int64), "corruption severity (0: none)"),
-            "bin": _var(("bin",), np.arange(config.n_bins, dtype=np.int64), "confidence bin"),
-            "bin_lower": _var(("bin",), edges[:-1], "lower edge of the confidence bin (exclusive)"),
-            "bin_upper": _var(("bin",), edges[1:], "upper edge of the confidence bin (inclusive)"),
-            "ensemble": _var(("ensemble",), np.array(config.ensemble_sizes, dtype=np.int64),
-                             "number of random initial states averaged"),
-            "pass": _var(("pass",), np.arange(config.passes, dtype=np.int64), "random initial state"),
-            "image": _var(("image",), index, "index of the image in the test split"),
-            "attack_image": _var(("attack_image",), index[:attack_n],
-                                 "index in the test split of an attacked image (the first images of 'image')"),
-            "class": _var(("class",), np.array(data.class_names, dtype=object), "class name", None),
-        },
-        attrs=result_attrs(
-            "robustness", config, config.seed, data=train_configs[0].data, test_split_size=int(split_size),
-            train_configs=json.dumps({m: c.to_dict() for m, c in zip(models, train_configs)}, sort_keys=True),
-            pgd_step="eps/3", pgd_random_start=0, torchattacks_version=_torchattacks_version(),
-            paper_reference=json.dumps(PAPER_REFERENCE, sort_keys=True)),
-    )
-    return ds
+    return {
+        "accuracy": _var(M, stack("accuracy"), "clean accuracy (one random initial state per image, pass 0)"),
+        "ece": _var(M, stack("ece"), f"expected calibration error of pass 0 ({config.n_bins} equal-width "
+                                     f"confidence bins; a fraction, the paper quotes percent)"),
+        "mean_confidence": _var(M, stack("mean_confidence"), "mean top-class probability of pass 0"),
+        "calibration_count": _var(M + ("bin",), stack("calibration_count").astype(np.int64),
+                                  "test images whose pass-0 confidence falls in the bin"),
+        "calibration_confidence": _var(M + ("bin",), stack("calibration_confidence"),
+                                       "mean pass-0 confidence in the bin (NaN if empty)"),
+        "calibration_accuracy": _var(M + ("bin",), stack("calibration_accuracy"),
+                                     "pass-0 accuracy in the bin (NaN if empty)"),
+        "ensemble_accuracy": _var(M + ("ensemble",), stack("ensemble_accuracy"),
+                                  "accuracy of the softmax averaged over the first k random initial states"),
+        "ensemble_ece": _var(M + ("ensemble",), stack("ensemble_ece"),
+                             "expected calibration error of the softmax averaged over the first k passes"),
+        "attack_accuracy": _var(M + ("attack", "eps"), stack("attack_accuracy"),
+                                "accuracy on the attacked images (NaN: attack not run at this eps)"),
+        "attack_correct": _var(M + ("attack", "eps", "attack_image"), stack("attack_correct"),
+                               "1 if the attacked image is still classified correctly, 0 if not, NaN if not "
+                               "attacked"),
+        "attack_seconds": _var(M + ("attack", "eps"), stack("attack_seconds"),
+                               "wall-clock time of the attack and the predictions", "s"),
+        "attack_images": _var(("attack",), np.array([config.images_of(a) for a in config.attacks],
+                                                    dtype=np.int64),
+                              "number of test images the attack is run on (the first of the subset)"),
+        "corruption_accuracy": _var(M + ("corruption", "severity"), stack("corruption_accuracy"),
+                                    "accuracy on corrupted images (severity 0: uncorrupted)"),
+        "corruption_images": _var((), np.int64(config.corruption_images),
+                                  "number of test images per corruption and severity"),
+        "corruption_seconds": _var(M, stack("corruption_seconds"), "wall-clock time of all corruptions", "s"),
+        "clean_seconds": _var(M, stack("clean_seconds"), "wall-clock time of the clean passes", "s"),
+        "clean_probs": _var(M + ("pass", "image", "class"), np.stack(probs).astype(np.float32),
+                            "softmax probabilities per random initial state (copies for a deterministic "
+                            "model)"),
+        "label": _var(("image",), data.labels[:config.test_images].astype(np.int64), "true class index"),
+    }
+
+
+def _run_vars(train_configs: list[RobustnessTrainConfig], infos: list[dict[str, Any]]) -> dict[str, xr.Variable]:
+    """What each evaluated run is: stochastic or not, size, training record."""
+    M = ("model",)
+    return {
+        "stochastic": _var(M, np.array([c.stochastic for c in train_configs], dtype=np.int8),
+                           "1 if the model draws random initial states on every forward pass"),
+        "parameters": _var(M, np.array([i["parameters"] for i in infos], dtype=np.int64),
+                           "number of trainable parameters"),
+        "train_epochs": _var(M, np.array([i["epoch"] for i in infos], dtype=np.int64),
+                             "epochs trained (checkpoint)"),
+        "train_steps": _var(M, np.array([i["step"] for i in infos], dtype=np.int64),
+                            "optimizer steps trained (checkpoint)"),
+        "train_images": _var(M, np.array([_train_count(c) for c in train_configs], dtype=np.float64),
+                             "training images (NaN: the whole training split)"),
+        "train_seconds": _var(M, np.array([i["train_seconds"] for i in infos]),
+                              "wall-clock training time (sum over epochs)", "s"),
+        "val_accuracy": _var(M, np.array([i["val_accuracy"] for i in infos]),
+                             "last in-training monitor accuracy of the evaluated weights"),
+    }
 
 
 def _train_count(config: RobustnessTrainConfig) -> float:

@@ -5,6 +5,7 @@ sizes and positions), rendered vectorised in numpy and cached per parameter set.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -113,6 +114,29 @@ def render_textured_shapes(labels: np.ndarray, rng: np.random.Generator) -> np.n
         raise TypeError(f"rng: expected numpy.random.Generator, got {type(rng).__name__}")
     n = labels.shape[0]
     chunk = _RENDER_CHUNK
+    q = _draw_parameters(n, rng)
+    seeds = rng.integers(0, 2**63 - 1, size=(n + chunk - 1) // chunk)
+
+    ys, xs = np.meshgrid(np.arange(_SIZE, dtype=np.float64) + 0.5, np.arange(_SIZE, dtype=np.float64) + 0.5,
+                         indexing="ij")
+    out = np.empty((n, 3, _SIZE, _SIZE), dtype=np.uint8)
+    for c, start in enumerate(range(0, n, chunk)):
+        sl = slice(start, min(start + chunk, n))
+        m = sl.stop - sl.start
+        crng = np.random.default_rng(seeds[c])
+        lab = labels[sl]
+        dx = xs[None] - q.centre[sl, 0, None, None]
+        dy = ys[None] - q.centre[sl, 1, None, None]
+        alpha, fill = _figure(q, sl, lab, dx, dy)
+        back = _background(q, sl, xs, ys, dx, dy, crng)
+        img = alpha[:, None] * fill + (1.0 - alpha[:, None]) * back
+        img = img + q.sensor_sigma[sl, None, None, None] * crng.standard_normal((m, 3, _SIZE, _SIZE))
+        out[sl] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out
+
+
+def _draw_parameters(n: int, rng: np.random.Generator) -> SimpleNamespace:
+    """Every random choice of ``n`` images, drawn in a fixed order (the data set depends on it)."""
     centre = rng.uniform(8.0, 24.0, size=(n, 2))
     scale = rng.uniform(5.0, 9.5, size=n)
     theta = rng.uniform(0.0, 2 * np.pi, size=n)
@@ -130,70 +154,70 @@ def render_textured_shapes(labels: np.ndarray, rng: np.random.Generator) -> np.n
     bg_angle = rng.uniform(0.0, 2 * np.pi, size=n)
     bg_offset = rng.uniform(0.0, 8.0, size=(n, 2))
     sensor_sigma = rng.uniform(0.0, 0.05, size=n)
-    seeds = rng.integers(0, 2**63 - 1, size=(n + chunk - 1) // chunk)
+    return SimpleNamespace(centre=centre, scale=scale, theta=theta, tex_angle=tex_angle, tex_period=tex_period, tex_phase=tex_phase,
+                           fill_a=fill_a, fill_b=fill_b, bg=bg, grad_dir=grad_dir, grad_amp=grad_amp,
+                           bg_kind=bg_kind, bg_amp=bg_amp, bg_period=bg_period, bg_angle=bg_angle,
+                           bg_offset=bg_offset, sensor_sigma=sensor_sigma)
 
-    ys, xs = np.meshgrid(np.arange(_SIZE, dtype=np.float64) + 0.5, np.arange(_SIZE, dtype=np.float64) + 0.5,
-                         indexing="ij")
-    out = np.empty((n, 3, _SIZE, _SIZE), dtype=np.uint8)
-    for c, start in enumerate(range(0, n, chunk)):
-        sl = slice(start, min(start + chunk, n))
-        m = sl.stop - sl.start
-        crng = np.random.default_rng(seeds[c])
-        lab = labels[sl]
-        dx = xs[None] - centre[sl, 0, None, None]
-        dy = ys[None] - centre[sl, 1, None, None]
-        ct, st = np.cos(theta[sl])[:, None, None], np.sin(theta[sl])[:, None, None]
-        s = scale[sl][:, None, None]
-        u = (ct * dx + st * dy) / s
-        v = (-st * dx + ct * dy) / s
-        sdf = np.empty((m, _SIZE, _SIZE))
-        for shape in range(len(TEXTURED_SHAPES_SHAPES)):
-            sel = (lab // 2) == shape
-            if sel.any():
-                sdf[sel] = _shape_sdf(shape, u[sel], v[sel])
-        # Distance in pixels -> coverage with a one-pixel soft edge.
-        alpha = np.clip(0.5 - sdf * s, 0.0, 1.0)
 
-        ca, sa = np.cos(tex_angle[sl])[:, None, None], np.sin(tex_angle[sl])[:, None, None]
-        w = 2 * np.pi / tex_period[sl][:, None, None]
-        p1 = w * (ca * dx + sa * dy) + tex_phase[sl, 0, None, None]
-        p2 = w * (-sa * dx + ca * dy) + tex_phase[sl, 1, None, None]
-        tex = np.empty((m, _SIZE, _SIZE))
-        stripes = (lab % 2) == 0
-        tex[stripes] = _soft_square_wave(p1[stripes])
-        checker = ~stripes
-        tex[checker] = np.clip(0.5 + 3.0 * np.sin(p1[checker]) * np.sin(p2[checker]), 0.0, 1.0)
-        fill = (tex[:, None] * fill_a[sl, :, None, None]
-                + (1.0 - tex[:, None]) * fill_b[sl, :, None, None])
+def _figure(q: SimpleNamespace, sl: slice, lab: np.ndarray, dx: np.ndarray,
+            dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage ``[m, S, S]`` of the rotated, scaled shape (soft edge) and its textured fill ``[m, 3, S, S]``."""
+    m = lab.shape[0]
+    ct, st = np.cos(q.theta[sl])[:, None, None], np.sin(q.theta[sl])[:, None, None]
+    s = q.scale[sl][:, None, None]
+    u = (ct * dx + st * dy) / s
+    v = (-st * dx + ct * dy) / s
+    sdf = np.empty((m, _SIZE, _SIZE))
+    for shape in range(len(TEXTURED_SHAPES_SHAPES)):
+        sel = (lab // 2) == shape
+        if sel.any():
+            sdf[sel] = _shape_sdf(shape, u[sel], v[sel])
+    # Distance in pixels -> coverage with a one-pixel soft edge.
+    alpha = np.clip(0.5 - sdf * s, 0.0, 1.0)
 
-        g = (np.cos(grad_dir[sl])[:, None, None] * (xs[None] - 16.0)
-             + np.sin(grad_dir[sl])[:, None, None] * (ys[None] - 16.0)) / 16.0
-        back = bg[sl, :, None, None] + (grad_amp[sl, None, None, None] * g[:, None])
-        kind = bg_kind[sl]
-        noise = crng.standard_normal((m, 3, _SIZE, _SIZE))
-        back = back + np.where((kind == 1)[:, None, None, None], bg_amp[sl, None, None, None] * noise, 0.0)
-        # Faint background patterns; the fill textures (stripes, checker) appear here too, so the
-        # texture class can only be read off the figure, not off the whole image.
-        bp = bg_period[sl][:, None, None]
-        qx = np.mod(xs[None] + bg_offset[sl, 0, None, None], bp) - bp / 2
-        qy = np.mod(ys[None] + bg_offset[sl, 1, None, None], bp) - bp / 2
-        pattern = np.zeros((m, _SIZE, _SIZE))
-        sel = kind == 2
-        pattern[sel] = np.clip(0.5 - (np.hypot(qx[sel], qy[sel]) - 0.22 * bp[sel]), 0.0, 1.0)
-        cb, sb = np.cos(bg_angle[sl])[:, None, None], np.sin(bg_angle[sl])[:, None, None]
-        b1 = 2 * np.pi / bp * (cb * dx + sb * dy)
-        b2 = 2 * np.pi / bp * (-sb * dx + cb * dy)
-        sel = kind == 3
-        pattern[sel] = _soft_square_wave(b1[sel])
-        sel = kind == 4
-        pattern[sel] = np.clip(0.5 + 3.0 * np.sin(b1[sel]) * np.sin(b2[sel]), 0.0, 1.0)
-        sign = np.where(bg[sl].mean(axis=1) > 0.5, -1.0, 1.0)[:, None, None]
-        back = back + (1.5 * bg_amp[sl, None, None] * sign * pattern)[:, None]
+    ca, sa = np.cos(q.tex_angle[sl])[:, None, None], np.sin(q.tex_angle[sl])[:, None, None]
+    w = 2 * np.pi / q.tex_period[sl][:, None, None]
+    p1 = w * (ca * dx + sa * dy) + q.tex_phase[sl, 0, None, None]
+    p2 = w * (-sa * dx + ca * dy) + q.tex_phase[sl, 1, None, None]
+    tex = np.empty((m, _SIZE, _SIZE))
+    stripes = (lab % 2) == 0
+    tex[stripes] = _soft_square_wave(p1[stripes])
+    checker = ~stripes
+    tex[checker] = np.clip(0.5 + 3.0 * np.sin(p1[checker]) * np.sin(p2[checker]), 0.0, 1.0)
+    fill = (tex[:, None] * q.fill_a[sl, :, None, None]
+            + (1.0 - tex[:, None]) * q.fill_b[sl, :, None, None])
+    return alpha, fill
 
-        img = alpha[:, None] * fill + (1.0 - alpha[:, None]) * back
-        img = img + sensor_sigma[sl, None, None, None] * crng.standard_normal((m, 3, _SIZE, _SIZE))
-        out[sl] = np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
-    return out
+
+def _background(q: SimpleNamespace, sl: slice, xs: np.ndarray, ys: np.ndarray, dx: np.ndarray, dy: np.ndarray,
+                crng: np.random.Generator) -> np.ndarray:
+    """Background ``[m, 3, S, S]``: colour, gradient and one faint nuisance pattern (or pixel noise)."""
+    m = dx.shape[0]
+    g = (np.cos(q.grad_dir[sl])[:, None, None] * (xs[None] - 16.0)
+         + np.sin(q.grad_dir[sl])[:, None, None] * (ys[None] - 16.0)) / 16.0
+    back = q.bg[sl, :, None, None] + (q.grad_amp[sl, None, None, None] * g[:, None])
+    kind = q.bg_kind[sl]
+    noise = crng.standard_normal((m, 3, _SIZE, _SIZE))
+    back = back + np.where((kind == 1)[:, None, None, None], q.bg_amp[sl, None, None, None] * noise, 0.0)
+    # Faint background patterns; the fill textures (stripes, checker) appear here too, so the
+    # texture class can only be read off the figure, not off the whole image.
+    bp = q.bg_period[sl][:, None, None]
+    qx = np.mod(xs[None] + q.bg_offset[sl, 0, None, None], bp) - bp / 2
+    qy = np.mod(ys[None] + q.bg_offset[sl, 1, None, None], bp) - bp / 2
+    pattern = np.zeros((m, _SIZE, _SIZE))
+    sel = kind == 2
+    pattern[sel] = np.clip(0.5 - (np.hypot(qx[sel], qy[sel]) - 0.22 * bp[sel]), 0.0, 1.0)
+    cb, sb = np.cos(q.bg_angle[sl])[:, None, None], np.sin(q.bg_angle[sl])[:, None, None]
+    b1 = 2 * np.pi / bp * (cb * dx + sb * dy)
+    b2 = 2 * np.pi / bp * (-sb * dx + cb * dy)
+    sel = kind == 3
+    pattern[sel] = _soft_square_wave(b1[sel])
+    sel = kind == 4
+    pattern[sel] = np.clip(0.5 + 3.0 * np.sin(b1[sel]) * np.sin(b2[sel]), 0.0, 1.0)
+    sign = np.where(q.bg[sl].mean(axis=1) > 0.5, -1.0, 1.0)[:, None, None]
+    back = back + (1.5 * q.bg_amp[sl, None, None] * sign * pattern)[:, None]
+    return back
 
 
 def _balanced_labels(n: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:

@@ -41,11 +41,11 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from kuramoto.checks import check_choice, check_positive
-from networks.layer import KuramotoLayer
 from torch import nn
 from tqdm import tqdm
 
+from kuramoto.checks import check_choice, check_positive
+from networks.layer import KuramotoLayer
 from studies.cache import read_arrays, write_arrays
 from studies.commands import Outcome
 from studies.storage import result_attrs, write_dataset

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
-from networks.models.sudoku import SudokuAKOrN
 from torch import nn
 
+from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
+from networks.models.sudoku import SudokuAKOrN
 from studies.sudoku.config import SCORES, TrainSettings
 from studies.sudoku.dataset import SudokuData
 from studies.sudoku.metrics import Prediction, _as_boards, board_accuracy, cell_accuracy, energy_scores

@@ -46,10 +46,30 @@ def overlap(train: SudokuData, test: SudokuData) -> tuple[float, float]:
             float(np.isin(rows(test.solutions), rows(train.solutions)).mean()))
 
 
+def _var(dims: tuple[str, ...], values: Any, long_name: str, units: str | None = "1", **attrs: Any) -> xr.Variable:
+    a = {"long_name": long_name, **attrs}
+    if units is not None:
+        a["units"] = units
+    return xr.Variable(dims, values, attrs=a)
+
+
 def assemble(config: EvalSettings, runs: list[Run], data: dict[str, SudokuData], train_data: SudokuData,
-              plain: dict, voted: dict, along: dict, n_vote: dict[str, int], samples: dict[str, int]) -> xr.Dataset:
+             plain: dict, voted: dict, along: dict, n_vote: dict[str, int], samples: dict[str, int]) -> xr.Dataset:
+    """The evaluation Dataset from the finished cells (see :mod:`studies.sudoku.evaluate`)."""
     kinds = [r.kind for r in runs]
     steps = sorted({t for r in runs for t in model_steps(r.kind, r.settings, config)})
+    side, n_samples = runs[0].settings.side, max(samples.values())
+    data_vars, along_len = _accuracy_vars(config, kinds, steps, plain, voted, along, n_samples, side)
+    data_vars.update(_data_vars(data, train_data, n_vote))
+    data_vars.update(_run_vars(config, runs))
+    data_vars.update(_sample_vars(data, samples, n_samples, side))
+    epochs = max([r.history.sizes.get("epoch", 0) for r in runs if r.history is not None] + [0])
+    return xr.Dataset(data_vars, coords=_coords(config, kinds, steps, along_len, epochs, n_samples, side))
+
+
+def _accuracy_vars(config: EvalSettings, kinds: list[str], steps: list[int], plain: dict, voted: dict, along: dict,
+                   n_samples: int, side: int) -> tuple[dict[str, xr.Variable], int]:
+    """Plain and selection accuracies, the per-step readout, and the sample boards' answers."""
     along_len = max([cell["board_acc"].size for cell in along.values()] + [1])
     along_acc = np.full((len(kinds), len(SPLITS), along_len), np.nan)
     along_energy = np.full_like(along_acc, np.nan)
@@ -58,8 +78,6 @@ def assemble(config: EvalSettings, runs: list[Run], data: dict[str, SudokuData],
         along_acc[i, j, :cell["board_acc"].size] = cell["board_acc"]
         along_energy[i, j, :cell["energy"].size] = cell["energy"]
     ks, scores = list(config.k), list(config.scores)
-    side = runs[0].settings.side
-    n_samples = max(samples.values())
     shape = (len(kinds), len(SPLITS), len(steps))
     acc = {v: np.full(shape, np.nan) for v in ("board_acc", "cell_acc")}
     vacc = {v: np.full(shape + (len(ks), len(scores)), np.nan) for v in ("board_acc", "cell_acc")}
@@ -76,47 +94,59 @@ def assemble(config: EvalSettings, runs: list[Run], data: dict[str, SudokuData],
             vacc[v][i, j, m] = cell[v]
         vpred[i, j, m, :, :, :cell["samples"].shape[2]] = cell["samples"]
 
-    def var(dims: tuple[str, ...], values: Any, long_name: str, units: str | None = "1", **attrs: Any) -> xr.Variable:
-        a = {"long_name": long_name, **attrs}
-        if units is not None:
-            a["units"] = units
-        return xr.Variable(dims, values, attrs=a)
-
     acc_dims = ("model", "split", "T")
     vote_dims = acc_dims + ("K", "score")
     data_vars: dict[str, xr.Variable] = {
-        "board_acc": var(acc_dims, acc["board_acc"], "board accuracy: fraction of boards with every blank cell right "
+        "board_acc": _var(acc_dims, acc["board_acc"], "board accuracy: fraction of boards with every blank cell right "
                          "(one initial state per board, all test boards)"),
-        "cell_acc": var(acc_dims, acc["cell_acc"], "fraction of blank cells right (one initial state per board)"),
-        "vote_board_acc": var(vote_dims, vacc["board_acc"], "board accuracy of the lowest-energy copy among K "
+        "cell_acc": _var(acc_dims, acc["cell_acc"], "fraction of blank cells right (one initial state per board)"),
+        "vote_board_acc": _var(vote_dims, vacc["board_acc"], "board accuracy of the lowest-energy copy among K "
                               "(first n_vote boards)", comment="NaN: not run (model without energy, or T not in "
                               "the selection steps)"),
-        "vote_cell_acc": var(vote_dims, vacc["cell_acc"], "fraction of blank cells right for the lowest-energy copy "
+        "vote_cell_acc": _var(vote_dims, vacc["cell_acc"], "fraction of blank cells right for the lowest-energy copy "
                              "among K (first n_vote boards)"),
-        "along_board_acc": var(("model", "split", "t"), along_acc, "board accuracy of the answer read out at step t "
+        "along_board_acc": _var(("model", "split", "t"), along_acc, "board accuracy of the answer read out at step t "
                                "of one run of the largest T (first n_vote boards)", comment="NaN: model without "
                                "per-step readout (only AKOrN has one)"),
-        "along_energy": var(("model", "split", "t"), along_energy, "mean energy E(x_t) of the last Kuramoto layer "
+        "along_energy": _var(("model", "split", "t"), along_energy, "mean energy E(x_t) of the last Kuramoto layer "
                             "along the same run"),
-        "n_boards": var(("split",), np.array([len(data[s]) for s in SPLITS]), "test boards per split"),
-        "n_vote": var(("split",), np.array([n_vote[s] for s in SPLITS]), "boards per split used for energy selection"),
-        "givens_mean": var(("split",), np.array([float(data[s].givens.mean()) for s in SPLITS]),
+    }
+    sample_dims = ("sample", "row", "col")
+    data_vars["prediction"] = _var(acc_dims + sample_dims, pred, "predicted digits of the sample boards "
+                                  "(one initial state; 0 = not evaluated)")
+    data_vars["vote_prediction"] = _var(vote_dims + sample_dims, vpred, "predicted digits of the sample boards "
+                                       "after energy selection (0 = not evaluated)")
+    return data_vars, along_len
+
+
+def _data_vars(data: dict[str, SudokuData], train_data: SudokuData, n_vote: dict[str, int]) -> dict[str, xr.Variable]:
+    """What the test boards are: counts, givens, overlap with the training boards."""
+    data_vars: dict[str, xr.Variable] = {
+        "n_boards": _var(("split",), np.array([len(data[s]) for s in SPLITS]), "test boards per split"),
+        "n_vote": _var(("split",), np.array([n_vote[s] for s in SPLITS]), "boards per split used for energy selection"),
+        "givens_mean": _var(("split",), np.array([float(data[s].givens.mean()) for s in SPLITS]),
                            "mean number of given cells"),
-        "givens_min": var(("split",), np.array([int(data[s].givens.min()) for s in SPLITS]), "fewest given cells"),
-        "givens_max": var(("split",), np.array([int(data[s].givens.max()) for s in SPLITS]), "most given cells"),
+        "givens_min": _var(("split",), np.array([int(data[s].givens.min()) for s in SPLITS]), "fewest given cells"),
+        "givens_max": _var(("split",), np.array([int(data[s].givens.max()) for s in SPLITS]), "most given cells"),
     }
     overlaps = [overlap(train_data, data[s]) for s in SPLITS]
-    data_vars["overlap_puzzles"] = var(("split",), np.array([o[0] for o in overlaps]),
+    data_vars["overlap_puzzles"] = _var(("split",), np.array([o[0] for o in overlaps]),
                                        "fraction of test puzzles that are also training puzzles")
-    data_vars["overlap_solutions"] = var(("split",), np.array([o[1] for o in overlaps]),
+    data_vars["overlap_solutions"] = _var(("split",), np.array([o[1] for o in overlaps]),
                                          "fraction of test solution grids that also solve a training puzzle")
-    data_vars["train_steps"] = var(("model",), np.array([r.settings.model_steps for r in runs]),
+    return data_vars
+
+
+def _run_vars(config: EvalSettings, runs: list[Run]) -> dict[str, xr.Variable]:
+    """Per model: training T, width, depth, parameters, seed, and the training curves (NaN-padded)."""
+    data_vars: dict[str, xr.Variable] = {}
+    data_vars["train_steps"] = _var(("model",), np.array([r.settings.model_steps for r in runs]),
                                    "steps T per block used in training")
-    data_vars["width"] = var(("model",), np.array([r.settings.width for r in runs]), "channels per cell")
-    data_vars["depth"] = var(("model",), np.array([r.settings.model_depth for r in runs]), "blocks L")
-    data_vars["params"] = var(("model",), np.array([sum(p.numel() for p in build_model(r.settings).parameters())
+    data_vars["width"] = _var(("model",), np.array([r.settings.width for r in runs]), "channels per cell")
+    data_vars["depth"] = _var(("model",), np.array([r.settings.model_depth for r in runs]), "blocks L")
+    data_vars["params"] = _var(("model",), np.array([sum(p.numel() for p in build_model(r.settings).parameters())
                                                     for r in runs]), "trainable parameters")
-    data_vars["seed"] = var(("model",), np.array([r.settings.seed for r in runs]), "training seed")
+    data_vars["seed"] = _var(("model",), np.array([r.settings.seed for r in runs]), "training seed")
     # training curves, NaN-padded to the longest run
     epochs = max([r.history.sizes.get("epoch", 0) for r in runs if r.history is not None] + [0])
     curves = {"train_loss": ("epoch_loss", "training loss, mean over the epoch"),
@@ -134,33 +164,40 @@ def assemble(config: EvalSettings, runs: list[Run], data: dict[str, SudokuData],
             if name in r.history:
                 v = r.history[name].values
                 values[i, :v.size] = v
-        data_vars[out_name] = var(("model", "epoch"), values, long_name, "s" if out_name == "epoch_seconds" else "1")
-    data_vars["epochs_trained"] = var(("model",), np.array([r.history.sizes.get("epoch", 0) if r.history is not None
+        data_vars[out_name] = _var(("model", "epoch"), values, long_name, "s" if out_name == "epoch_seconds" else "1")
+    data_vars["epochs_trained"] = _var(("model",), np.array([r.history.sizes.get("epoch", 0) if r.history is not None
                                                             else 0 for r in runs]), "epochs trained")
+    return data_vars
+
+
+def _sample_vars(data: dict[str, SudokuData], samples: dict[str, int], n_samples: int,
+                 side: int) -> dict[str, xr.Variable]:
+    """The sample boards and their solutions."""
+    data_vars: dict[str, xr.Variable] = {}
     sample_dims = ("split", "sample", "row", "col")
     puzzles = np.zeros((len(SPLITS), n_samples, side, side), np.int8)
     solutions = np.zeros_like(puzzles)
     for j, s in enumerate(SPLITS):
         puzzles[j, :samples[s]] = data[s].puzzles[:samples[s]]
         solutions[j, :samples[s]] = data[s].solutions[:samples[s]]
-    data_vars["sample_puzzle"] = var(sample_dims, puzzles, "sample boards (0 = blank)")
-    data_vars["sample_solution"] = var(sample_dims, solutions, "solutions of the sample boards")
-    data_vars["prediction"] = var(acc_dims + sample_dims[1:], pred, "predicted digits of the sample boards "
-                                  "(one initial state; 0 = not evaluated)")
-    data_vars["vote_prediction"] = var(vote_dims + sample_dims[1:], vpred, "predicted digits of the sample boards "
-                                       "after energy selection (0 = not evaluated)")
-    coords = {
-        "model": var(("model",), np.array(kinds, dtype=object), "network", None),
-        "split": var(("split",), np.array(SPLITS, dtype=object), "evaluation split", None,
+    data_vars["sample_puzzle"] = _var(sample_dims, puzzles, "sample boards (0 = blank)")
+    data_vars["sample_solution"] = _var(sample_dims, solutions, "solutions of the sample boards")
+    return data_vars
+
+
+def _coords(config: EvalSettings, kinds: list[str], steps: list[int], along_len: int, epochs: int, n_samples: int,
+            side: int) -> dict[str, xr.Variable]:
+    return {
+        "model": _var(("model",), np.array(kinds, dtype=object), "network", None),
+        "split": _var(("split",), np.array(SPLITS, dtype=object), "evaluation split", None,
                      description="; ".join(f"{k}: {v}" for k, v in _SPLIT_NAMES.items())),
-        "T": var(("T",), np.array(steps), "steps per block at test time"),
-        "t": var(("t",), np.arange(along_len), "step read out along one run"),
-        "K": var(("K",), np.array(ks), "copies selected among by energy"),
-        "score": var(("score",), np.array(scores, dtype=object), "energy score of a copy", None,
+        "T": _var(("T",), np.array(steps), "steps per block at test time"),
+        "t": _var(("t",), np.arange(along_len), "step read out along one run"),
+        "K": _var(("K",), np.array(list(config.k)), "copies selected among by energy"),
+        "score": _var(("score",), np.array(list(config.scores), dtype=object), "energy score of a copy", None,
                      description="last: last logged energy E(x_{T-1}); sum: sum of all logged energies"),
-        "epoch": var(("epoch",), np.arange(1, epochs + 1), "epochs completed"),
-        "sample": var(("sample",), np.arange(n_samples), "sample board index"),
-        "row": var(("row",), np.arange(side), "board row"),
-        "col": var(("col",), np.arange(side), "board column"),
+        "epoch": _var(("epoch",), np.arange(1, epochs + 1), "epochs completed"),
+        "sample": _var(("sample",), np.arange(n_samples), "sample board index"),
+        "row": _var(("row",), np.arange(side), "board row"),
+        "col": _var(("col",), np.arange(side), "board column"),
     }
-    return xr.Dataset(data_vars, coords=coords)

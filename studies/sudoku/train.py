@@ -24,7 +24,6 @@ see :data:`PRESETS` for what each changes and why.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ import xarray as xr
 from torch import nn
 from tqdm import tqdm
 
+from kuramoto.checks import check_int, check_positive
 from studies.commands import Outcome
 from studies.config import ConfigError
 from studies.rundir import prepare_run, read_config
@@ -280,11 +280,8 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
 
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"settings: expected TrainSettings, got {type(settings).__name__}")
-    if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
-        raise ValueError(f"max_epochs: expected a positive int or None, got {max_epochs!r}")
-    if max_hours is not None and (isinstance(max_hours, bool) or not isinstance(max_hours, (int, float))
-                                  or not max_hours > 0 or not math.isfinite(max_hours)):
-        raise ValueError(f"max_hours: expected a positive number or None, got {max_hours!r}")
+    check_int(max_epochs, "max_epochs", minimum=1, optional=True)
+    check_positive(max_hours, "max_hours", optional=True)
     started = time.perf_counter()
     run_dir = Path(run_dir)
     ctx = setup_distributed()
@@ -308,21 +305,8 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
 
     current = trainer(settings.epochs)  # loads and checks the checkpoint, if any
     target = settings.epochs if max_epochs is None else min(settings.epochs, max_epochs)
-    reason = ""
-    while True:
-        history = current.history
-        done = current.epoch
-        if done >= settings.epochs:
-            reason = "epochs"
-        elif (early := stop_reason(history, settings)) is not None:
-            reason = early
-        elif done >= target:
-            reason = "max_epochs"
-        elif max_hours is not None and time.perf_counter() - started > 3600 * max_hours:
-            reason = "max_hours"
-        if reason:
-            break
-        stop = min(target, (done // settings.eval_every + 1) * settings.eval_every)
+    while not (reason := _session_end(current, settings, target, max_hours, started)):
+        stop = min(target, (current.epoch // settings.eval_every + 1) * settings.eval_every)
         if stop != current.config.epochs:
             current = trainer(stop)
         current.fit()
@@ -331,6 +315,23 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
     finished = reason in ("epochs", "converged", "plateau")
     return TrainResult(history=current.history, epochs=current.epoch, finished=finished, reason=reason,
                        seconds=time.perf_counter() - started)
+
+
+def _session_end(current: Trainer, settings: TrainSettings, target: int, max_hours: float | None,
+                 started: float) -> str:
+    """Why training stops now (``"epochs"``, ``"converged"``, ``"plateau"``, ``"max_epochs"``,
+    ``"max_hours"``), or ``""`` to train another session."""
+    done = current.epoch
+    if done >= settings.epochs:
+        return "epochs"
+    early = stop_reason(current.history, settings)
+    if early is not None:
+        return early
+    if done >= target:
+        return "max_epochs"
+    if max_hours is not None and time.perf_counter() - started > 3600 * max_hours:
+        return "max_hours"
+    return ""
 
 
 def _report_epoch(history: xr.Dataset, settings: TrainSettings) -> None:
