@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from matplotlib.figure import Figure
 
 from studies.cache import atomic_path
 
-__all__ = ["check_result", "new_figure", "save_figure"]
+__all__ = ["check_result", "new_figure", "result_figure", "save_figure"]
 
 
 def new_figure(figsize: tuple[float, float], layout: str | None = "constrained") -> Figure:
@@ -40,3 +41,9 @@ def check_result(ds: object, variable: str, what: str) -> xr.Dataset:
     if not isinstance(ds, xr.Dataset) or variable not in ds:
         raise ValueError(f"ds: expected {what} Dataset with an {variable!r} variable")
     return ds
+
+
+def result_figure(ds: object, variable: str, what: str, figsize: tuple[float, float]) -> tuple[Figure, dict]:
+    """A new figure for the result ``ds`` (checked with :func:`check_result`) and its config as a dict."""
+    ds = check_result(ds, variable, what)
+    return new_figure(figsize), json.loads(ds.attrs["config"])

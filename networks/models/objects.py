@@ -107,13 +107,12 @@ class ObjectAKOrN(nn.Module):
         self.layers = nn.ModuleList()
         self.readouts = nn.ModuleList()
         self.x_maps = nn.ModuleList()
+        options = {"kernel_size": kernel_size, "heads": heads, "gta": gta, "grid": (grid, grid) if gta else None}
         for i in range(depth):
-            self.layers.append(kuramoto_block(
-                coupling, width, n, omega=omega, learn_omega=learn_omega, global_omega=global_omega,
-                coupling_options={"kernel_size": kernel_size, "heads": heads, "gta": gta,
-                                  "grid": (grid, grid) if gta else None},
-                stimulus_norm=stimulus_norm, steps=steps, gamma=gamma, project=project,
-                legacy_identity_omega=legacy_identity_omega))
+            self.layers.append(kuramoto_block(coupling, width, n, omega=omega, learn_omega=learn_omega,
+                                              global_omega=global_omega, coupling_options=options,
+                                              stimulus_norm=stimulus_norm, steps=steps, gamma=gamma, project=project,
+                                              legacy_identity_omega=legacy_identity_omega))
             self.readouts.append(ReadOut(width, width, group=n, kernel_size=1) if readout else nn.Identity())
             if i < depth - 1:
                 self.x_maps.append(nn.Conv2d(width, width, 1) if readout_x else nn.Identity())

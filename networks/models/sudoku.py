@@ -144,13 +144,12 @@ class SudokuAKOrN(nn.Module):
         self.embed = nn.Embedding(s + 1, width)
         self.layers = nn.ModuleList()
         self.readouts = nn.ModuleList()
+        options = {"kernel_size": kernel_size, "heads": heads, "gta": gta, "grid": (s, s) if gta else None}
         for _ in range(depth):
-            self.layers.append(kuramoto_block(
-                coupling, width, n, omega=omega, learn_omega=learn_omega, global_omega=global_omega,
-                coupling_options={"kernel_size": kernel_size, "heads": heads, "gta": gta,
-                                  "grid": (s, s) if gta else None},
-                stimulus_norm="none", steps=steps, gamma=gamma, learn_gamma=learn_gamma, gamma_max=gamma_max,
-                method=method))
+            self.layers.append(kuramoto_block(coupling, width, n, omega=omega, learn_omega=learn_omega,
+                                              global_omega=global_omega, coupling_options=options, stimulus_norm="none",
+                                              steps=steps, gamma=gamma, learn_gamma=learn_gamma, gamma_max=gamma_max,
+                                              method=method))
             tail: list[nn.Module] = [ReadOut(width, width, group=n, kernel_size=1)]
             if nl:
                 tail += [ResBlock(FF(width, width, hidden=width, kernel_size=1, norm="none")), nn.ReLU(),

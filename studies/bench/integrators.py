@@ -40,13 +40,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import kuramoto as ku
 import numpy as np
 import torch
 
+import kuramoto as ku
 from integrators import Compiled, solve, step_fixed
 from studies.bench.memory import peak_bytes, reset_peak, rss_bytes
-from studies.bench.pypi_kuramoto import subprocess_env, pypi_kuramoto_dir, run_pypi_kuramoto
+from studies.bench.pypi_kuramoto import pypi_kuramoto_dir, run_pypi_kuramoto, subprocess_env
 from studies.cache import atomic_path
 
 __all__ = ["run"]

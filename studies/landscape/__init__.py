@@ -31,24 +31,10 @@ trajectories with the energy on that plane (``contour_energy``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from studies.landscape.config import FILENAME, STUDY, Config
+from studies.lazy import lazy_attributes
 
-__all__ = ["Config", "FILENAME", "PatternCoupling", "STUDY", "build_field", "cluster_states", "plot", "run", "summarize"]
+__all__ = ["Config", "FILENAME", "PatternCoupling", "STUDY", "build_field", "cluster_states", "plot", "run",
+           "summarize"]
 
-#: Names imported (with torch) on first access, so that ``studies.landscape.config`` stays torch-free.
-_LAZY = {"PatternCoupling": "studies.landscape.model",
-         "build_field": "studies.landscape.model",
-         "cluster_states": "studies.landscape.model",
-         "run": "studies.landscape.experiment",
-         "plot": "studies.landscape.plots",
-         "summarize": "studies.landscape.plots"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib  # torch-free --help: the study's modules load on first use
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, "model experiment plots")

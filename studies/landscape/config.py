@@ -15,15 +15,16 @@ __all__ = ["STUDY", "Config", "FILENAME"]
 FILENAME = "landscape.h5"
 
 
+#: The paper preset: a workstation-sized landscape.
+_PAPER = {"N": 256, "inits": 1024, "t_max": 200.0, "project_inits": 32, "grid": 80}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
     """Parameters of the energy-landscape study (defaults: the quick preset)."""
 
     study: ClassVar[str] = "landscape"
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {},
-        "paper": {"N": 256, "inits": 1024, "t_max": 200.0, "project_inits": 32, "grid": 80},
-    }
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "paper": _PAPER}
 
     coupling: Literal["dense", "lattice", "hopfield"] = param(
         "hopfield", "symmetric coupling: dense Gaussian J/√N, 2-D lattice glass, or Hopfield stored patterns")

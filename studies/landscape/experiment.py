@@ -42,7 +42,6 @@ def run(config: Config, *, path: str | Path | None = None, progress: bool = True
 
     if not isinstance(config, Config):
         raise TypeError(f"config: expected a landscape Config, got {type(config).__name__}")
-    path = Path(path) if path is not None else None
     finished = storage.finished_result(path, config, Config.study, overwrite=overwrite)
     if finished is not None:
         return finished

@@ -10,7 +10,7 @@ import matplotlib
 import numpy as np
 import xarray as xr
 
-from studies.figures import check_result, new_figure, save_figure
+from studies.figures import result_figure, save_figure
 
 __all__ = ["plot", "summarize"]
 
@@ -33,19 +33,9 @@ def summarize(ds: xr.Dataset) -> str:
 
 
 def plot(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``landscape.png``: energy vs time, energy histogram of the minima, 2-D projection.
-
-    Args:
-        ds: a landscape Dataset.
-        path: PNG destination (written atomically).
-
-    Returns:
-        ``path``.
-    """
-
-    check_result(ds, "energy_t", "a landscape")
-    cfg = json.loads(ds.attrs["config"])
-    fig = new_figure((15, 4.6))
+    """Write ``landscape.png`` for a landscape Dataset (atomically; returns ``path``): energy vs time,
+    energy histogram of the minima, 2-D projection."""
+    fig, cfg = result_figure(ds, "energy_t", "a landscape", (15, 4.6))
     ax_e, ax_h, ax_p = fig.subplots(1, 3)
     C = ds.sizes["minimum"]
     cmap = matplotlib.colormaps["tab10" if C <= 10 else "viridis"]

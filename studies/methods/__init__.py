@@ -24,23 +24,9 @@ the tolerance level: see ``rtol`` and ``h_effective``); variables ``error``, ``d
 
 from __future__ import annotations
 
-from typing import Any
-
+from studies.lazy import lazy_attributes
 from studies.methods.config import FILENAME, REFERENCE, STUDY, Config
 
 __all__ = ["Config", "FILENAME", "REFERENCE", "STUDY", "build_problem", "fit_order", "plot", "run", "summarize"]
 
-#: Names imported (with torch) on first access, so that ``studies.methods.config`` stays torch-free.
-_LAZY = {"build_problem": "studies.methods.experiment",
-         "fit_order": "studies.methods.experiment",
-         "run": "studies.methods.experiment",
-         "plot": "studies.methods.plots",
-         "summarize": "studies.methods.plots"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib  # torch-free --help: the study's modules load on first use
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, "experiment plots")

@@ -19,15 +19,16 @@ FILENAME = "integrators.h5"
 REFERENCE = "scipy_reference"
 
 
+#: The paper preset: more oscillators, levels and repeats.
+_PAPER = {"N": 256, "batch": 8, "t_end": 10.0, "levels": 8, "repeats": 5, "max_steps": 100000}
+
+
 @dataclasses.dataclass(frozen=True)
 class Config(StudyConfig):
     """Parameters of the integrator comparison (defaults: the quick preset)."""
 
     study: ClassVar[str] = "integrators"
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {},
-        "paper": {"N": 256, "batch": 8, "t_end": 10.0, "levels": 8, "repeats": 5, "max_steps": 100000},
-    }
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "paper": _PAPER}
 
     methods: tuple[str, ...] = param(("all",), "methods to compare (names from integrators.METHODS), or 'all'",
                                      metavar="METHOD")
@@ -37,9 +38,9 @@ class Config(StudyConfig):
     coupling: float = param(1.0, "scale of the dense Gaussian coupling J_ij ~ coupling·N(0, 1/N)", units="1")
     omega_width: float = param(1.0, "standard deviation of the Gaussian natural frequencies (0: Ω = 0)", units="1")
     stimulus: float = param(0.5, "strength |c_i| of a random stimulus (0: none)", units="1")
+    levels: int = param(5, "step sizes h_max/2^k (and tolerances rtol_max·10^-k), k = 0 .. levels-1")
     t_end: float = param(5.0, "integration time", units="1")
     h_max: float = param(0.5, "largest step size of fixed-step methods", units="1")
-    levels: int = param(5, "step sizes h_max/2^k (and tolerances rtol_max·10^-k), k = 0 .. levels-1")
     rtol_max: float = param(1e-3, "loosest tolerance (rtol = atol) of adaptive methods", units="1")
     repeats: int = param(3, "timed repetitions per run (the median is kept; a run slower than 0.5 s is timed once)")
     max_steps: int = param(2000, "step budget of an adaptive run; tighter tolerances of a method that exceeds it "

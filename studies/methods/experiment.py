@@ -144,7 +144,8 @@ def _dataset(config: Config, names: list[str], runs: _Runs, ref_drift: float, re
                                                                   "spheres)"}),
             "wall_time": (("method", "h"), runs.wall, {"units": "s", "long_name": f"wall time of one solve (median of "
                                                                              f"{config.repeats})"}),
-            "cpu_time": (("method", "h"), runs.cpu, {"units": "s", "long_name": "process CPU time of one solve (median)"}),
+            "cpu_time": (("method", "h"), runs.cpu, {"units": "s",
+                                                     "long_name": "process CPU time of one solve (median)"}),
             "nfe": (("method", "h"), runs.nfe, {**one, "long_name": "field evaluations"}),
             "steps": (("method", "h"), runs.steps, {**one, "long_name": "attempted steps"}),
             "rejected": (("method", "h"), runs.rejected, {**one, "long_name": "rejected steps"}),
@@ -164,7 +165,8 @@ def _dataset(config: Config, names: list[str], runs: _Runs, ref_drift: float, re
         coords={
             "method": ("method", np.asarray(names, dtype=object), {"long_name": "integration method"}),
             "h": ("h", config.steps, {**one, "long_name": "nominal step size of fixed-step methods"}),
-            "h_effective": (("method", "h"), runs.h_eff, {**one, "long_name": "mean accepted step t_end/accepted steps"}),
+            "h_effective": (("method", "h"), runs.h_eff, {**one,
+                                                          "long_name": "mean accepted step t_end/accepted steps"}),
             "rtol": (("method", "h"), runs.rtol, {**one, "long_name": "rtol = atol of adaptive methods (NaN for "
                                                                  "fixed-step ones)"}),
         },
@@ -188,7 +190,6 @@ def run(config: Config, *, path: str | Path | None = None, progress: bool = True
 
     if not isinstance(config, Config):
         raise TypeError(f"config: expected an integrators Config, got {type(config).__name__}")
-    path = Path(path) if path is not None else None
     finished = storage.finished_result(path, config, Config.study, overwrite=overwrite)
     if finished is not None:
         return finished

@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import xarray as xr
 
-from studies.figures import check_result, new_figure, save_figure
+from studies.figures import result_figure, save_figure
 
 __all__ = ["plot", "summarize"]
 
@@ -39,19 +38,9 @@ def summarize(ds: xr.Dataset) -> str:
 
 
 def plot(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write the comparison figure: error vs h (order slopes), error vs wall time, drift vs h.
-
-    Args:
-        ds: an integrators Dataset.
-        path: PNG destination (written atomically).
-
-    Returns:
-        ``path``.
-    """
-
-    check_result(ds, "error", "an integrators")
-    cfg = json.loads(ds.attrs["config"])
-    fig = new_figure((17, 6.2))
+    """Write the comparison figure of an integrators Dataset (atomically; returns ``path``): error vs
+    h (order slopes), error vs wall time, drift vs h."""
+    fig, cfg = result_figure(ds, "error", "an integrators", (17, 6.2))
     ax_o, ax_w, ax_d = fig.subplots(1, 3)
     names = list(ds["method"].values)
     cmap = matplotlib.colormaps["tab20"]

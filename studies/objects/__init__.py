@@ -1,8 +1,8 @@
 """Unsupervised object discovery (``akorn objects train|eval``; AKOrN paper §4.1, spec §5.2).
 
 Data: seeded vectorised generators of multi-object scenes (:func:`shapes`, the official toy
-recipe; :func:`tetrominoes` and :func:`dsprites`, **look-alikes** of DeepMind"s Tetrominoes and
-multi-dSprites whose scores are not directly comparable with the paper"s) in
+recipe; :func:`tetrominoes` and :func:`dsprites`, **look-alikes** of DeepMind's Tetrominoes and
+multi-dSprites whose scores are not directly comparable with the paper's) in
 :mod:`~studies.objects.generators` with an on-disk cache (:func:`make_scenes`); the scene container
 and torch ``Dataset`` (:class:`SceneData`, :class:`SceneDataset`) in :mod:`~studies.objects.scenes`;
 loaders of the published files (:func:`load_tetrominoes`, :func:`load_multi_dsprites`,
@@ -20,46 +20,12 @@ the figures (:mod:`~studies.objects.plots`). Names are imported on first access,
 
 from __future__ import annotations
 
-from typing import Any
+from studies.lazy import lazy_attributes
 
-__all__ = ["GENERATORS", "GENERATOR_VERSION", "SceneData", "SceneDataset", "SimCLRAugment", "SimCLRObjective", "Summary", "cluster_features", "count_objects", "dsprites", "evaluate", "evaluate_run", "fg_ari", "info_nce", "load_arrays", "load_clevr", "load_clevrtex", "load_multi_dsprites", "load_tetrominoes", "make_scenes", "mbo", "shape_templates", "shapes", "sprite_bank", "summarize", "tetromino_orientations", "tetrominoes", "train_run", "uptile"]
+__all__ = ["GENERATORS", "GENERATOR_VERSION", "SceneData", "SceneDataset", "SimCLRAugment", "SimCLRObjective",
+           "Summary", "cluster_features", "count_objects", "dsprites", "evaluate", "evaluate_run", "fg_ari",
+           "info_nce", "load_arrays", "load_clevr", "load_clevrtex", "load_multi_dsprites",
+           "load_tetrominoes", "make_scenes", "mbo", "shape_templates", "shapes", "sprite_bank",
+           "summarize", "tetromino_orientations", "tetrominoes", "train_run", "uptile"]
 
-_LAZY = {
-    "GENERATORS": "studies.objects.generators",
-    "GENERATOR_VERSION": "studies.objects.scenes",
-    "SceneData": "studies.objects.scenes",
-    "SceneDataset": "studies.objects.scenes",
-    "SimCLRAugment": "studies.objects.augment",
-    "SimCLRObjective": "studies.objects.train",
-    "Summary": "studies.objects.metrics",
-    "cluster_features": "studies.objects.metrics",
-    "count_objects": "studies.objects.scenes",
-    "dsprites": "studies.objects.generators",
-    "evaluate": "studies.objects.evaluate",
-    "evaluate_run": "studies.objects.evaluate",
-    "fg_ari": "studies.objects.metrics",
-    "info_nce": "studies.objects.train",
-    "load_arrays": "studies.objects.loaders",
-    "load_clevr": "studies.objects.loaders",
-    "load_clevrtex": "studies.objects.loaders",
-    "load_multi_dsprites": "studies.objects.loaders",
-    "load_tetrominoes": "studies.objects.loaders",
-    "make_scenes": "studies.objects.generators",
-    "mbo": "studies.objects.metrics",
-    "shape_templates": "studies.objects.generators",
-    "shapes": "studies.objects.generators",
-    "sprite_bank": "studies.objects.generators",
-    "summarize": "studies.objects.metrics",
-    "tetromino_orientations": "studies.objects.generators",
-    "tetrominoes": "studies.objects.generators",
-    "train_run": "studies.objects.train",
-    "uptile": "studies.objects.metrics",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib  # torch-free --help: the study"s modules load on first use
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, "scenes generators loaders metrics augment train evaluate")

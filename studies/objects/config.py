@@ -17,7 +17,8 @@ from studies.config import ConfigError, StudyConfig, param
 from studies.rundir import CONFIG_NAME as _RUN_CONFIG
 from studies.rundir import changed_fields, config_path, read_config
 
-__all__ = ["MODEL_NAMES", "TASK", "CONFIG_NAME", "Config", "DATASETS", "DEFAULT_OUT", "DatasetSpec", "EVAL_FIELDS", "FILENAME", "check_run_config", "eval_path", "read_run_config", "run_dir"]
+__all__ = ["MODEL_NAMES", "TASK", "CONFIG_NAME", "Config", "DATASETS", "DEFAULT_OUT", "DatasetSpec", "EVAL_FIELDS",
+           "FILENAME", "check_run_config", "eval_path", "read_run_config", "run_dir"]
 
 
 #: Result file of ``akorn objects eval`` with the default evaluation settings (see :func:`eval_path`).
@@ -324,27 +325,19 @@ def _train_options(parser: Any, group: Any) -> None:
                        help="write a checkpoint every this many epochs (default: 1)")
 
 
-def _eval_options(parser: Any, group: Any) -> None:
+def _common_options_for_eval(parser: Any, group: Any) -> None:
     _common_options(group)
 
 
 #: ``akorn objects train|eval`` (:mod:`studies.commands`).
-TASK = Task(
-    name="objects",
-    description="Unsupervised object discovery: train AKOrN / ItrSA / ViT with SimCLR, cluster features into "
-                "masks.",
-    train=Action(Config, "studies.objects.train:train_command",
-                 help="train a model with SimCLR (resumes an interrupted run)",
-                 description="Train AKOrN, ItrSA or ViT with SimCLR on multi-object scenes into "
-                             "<out>/<dataset>-<model>-seed<seed>/. Rerun the same command to resume after an "
-                             "interruption; under torchrun it trains with DDP.",
-                 preset_help=_PRESET_HELP, options=_train_options,
-                 resume="rerun the same command to resume from the last completed epoch"),
-    eval=Action(Config, "studies.objects.evaluate:eval_command",
-                help="cluster features into masks, score FG-ARI and MBO, plot",
-                description="Evaluate a trained run: EMA weights, features, per-image PCA, agglomerative "
-                            "clustering, FG-ARI and MBO; writes eval.h5 and eval.png in the run directory "
-                            "(eval-uptile4.h5 etc. for other evaluation settings).",
-                preset_help=_PRESET_HELP, options=_eval_options),
-    plots="studies.objects.plots",
-)
+_TRAIN = Action(Config, "studies.objects.train:train_command",
+                "train a model with SimCLR (resumes an interrupted run)",
+                "Train AKOrN, ItrSA or ViT with SimCLR on multi-object scenes into <out>/<dataset>-<model>-seed<seed>/. "
+                "Rerun the same command to resume after an interruption; under torchrun it trains with DDP.",
+                _PRESET_HELP, _train_options, resume="rerun the same command to resume from the last completed epoch")
+_EVAL = Action(Config, "studies.objects.evaluate:eval_command", "cluster features into masks, score FG-ARI and MBO, plot",
+               "Evaluate a trained run: EMA weights, features, per-image PCA, agglomerative clustering, FG-ARI and "
+               "MBO; writes eval.h5 and eval.png in the run directory (eval-uptile4.h5 etc. for other evaluation "
+               "settings).", _PRESET_HELP, _common_options_for_eval)
+TASK = Task("objects", "Unsupervised object discovery: train AKOrN / ItrSA / ViT with SimCLR, cluster features into "
+                       "masks.", _TRAIN, _EVAL, "studies.objects.plots")

@@ -5,15 +5,15 @@ Three vectorised numpy generators (seeded, deterministic per seed; never the glo
 * :func:`shapes`: the official AKOrN "Shapes" toy set (40×40 grey, 2–4 hollow shapes,
   ``data/create_shapes.py`` as described in the spec); same recipe, but a different RNG,
   so not the same images as the official file.
-* :func:`tetrominoes`: a look-alike of DeepMind"s Tetrominoes (32×32 RGB, 3 pieces).
-* :func:`dsprites`: a look-alike of DeepMind"s multi-dSprites ``colored_on_grayscale`` (64×64 RGB,
+* :func:`tetrominoes`: a look-alike of DeepMind's Tetrominoes (32×32 RGB, 3 pieces).
+* :func:`dsprites`: a look-alike of DeepMind's multi-dSprites ``colored_on_grayscale`` (64×64 RGB,
   4–6 occluding sprites).
 
 **These are look-alikes of the published datasets, not the datasets.** Sizes, colours and
 placement follow the published descriptions, but the pixel statistics differ, so FG-ARI / MBO
 measured on them are *not directly comparable* with the numbers in the AKOrN paper or README.
 For comparable numbers use the loaders of the published files: :func:`load_tetrominoes`,
-:func:`load_multi_dsprites`, :func:`load_clevr` (the official converter"s ``.npz`` files or raw
+:func:`load_multi_dsprites`, :func:`load_clevr` (the official converter's ``.npz`` files or raw
 DeepMind ``multi_object_datasets`` arrays) and :func:`load_clevrtex` (the CLEVRTex PNGs).
 
 Every generator and loader returns a :class:`SceneData`; :func:`make_scenes` caches generated
@@ -25,26 +25,21 @@ Mask convention (all datasets): ``0`` background, ``-1`` ignore (e.g. overlappin
 
 The pieces live in :mod:`~studies.objects.scenes` (:class:`SceneData`, the torch dataset),
 :mod:`~studies.objects.generators` (the generators and :func:`make_scenes`) and
-:mod:`~studies.objects.loaders` (the published files); :func:`load_scenes` picks a run"s split.
+:mod:`~studies.objects.loaders` (the published files); :func:`load_scenes` picks a run's split.
 """
 
 from __future__ import annotations
 
 from studies.objects.config import Config
-from studies.objects.generators import (
-    GENERATORS,
-    dsprites,
-    make_scenes,
-    shape_templates,
-    shapes,
-    sprite_bank,
-    tetromino_orientations,
-    tetrominoes,
-)
+from studies.objects.generators import (GENERATORS, dsprites, make_scenes, shape_templates, shapes, sprite_bank,
+                                        tetromino_orientations, tetrominoes)
 from studies.objects.loaders import load_arrays, load_clevr, load_clevrtex, load_multi_dsprites, load_tetrominoes
 from studies.objects.scenes import GENERATOR_VERSION, SceneData, SceneDataset, count_objects
 
-__all__ = ["GENERATORS", "GENERATOR_VERSION", "SceneData", "SceneDataset", "count_objects", "dsprites", "load_arrays", "load_clevr", "load_clevrtex", "load_multi_dsprites", "load_scenes", "load_tetrominoes", "make_scenes", "shape_templates", "shapes", "sprite_bank", "tetromino_orientations", "tetrominoes"]
+__all__ = ["GENERATORS", "GENERATOR_VERSION", "SceneData", "SceneDataset", "count_objects", "dsprites", "load_arrays",
+           "load_clevr", "load_clevrtex", "load_multi_dsprites", "load_scenes", "load_tetrominoes",
+           "make_scenes", "shape_templates", "shapes", "sprite_bank", "tetromino_orientations",
+           "tetrominoes"]
 
 
 _LOADERS = {"tetrominoes": load_tetrominoes, "dsprites": load_multi_dsprites, "clevr": load_clevr}

@@ -22,7 +22,9 @@ from studies.objects.scenes import (
     count_objects,
 )
 
-__all__ = ["GENERATORS", "SHAPE_NAMES", "SPRITE_ROTATIONS", "SPRITE_SCALES", "SPRITE_SHAPES", "TETROMINO_PALETTE", "dsprites", "make_scenes", "shape_templates", "shapes", "sprite_bank", "tetromino_orientations", "tetrominoes"]
+__all__ = ["GENERATORS", "SHAPE_NAMES", "SPRITE_ROTATIONS", "SPRITE_SCALES", "SPRITE_SHAPES", "TETROMINO_PALETTE",
+           "dsprites", "make_scenes", "shape_templates", "shapes", "sprite_bank", "tetromino_orientations",
+           "tetrominoes"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ Every loader returns an :class:`ImageData`: float32 images in ``[0, 1]`` shaped
 
 Three sources:
 
-* **Fashion-MNIST** (:func:`load_fashion_mnist`) from the idx files of Debian"s
+* **Fashion-MNIST** (:func:`load_fashion_mnist`) from the idx files of Debian's
   ``dataset-fashion-mnist`` package (``/usr/share/datasets/fashion-mnist``). The 28x28 grey
   images are zero-padded to 32x32 and repeated over three channels so that they fit
   CIFAR-shaped networks unchanged.
@@ -33,4 +33,6 @@ from studies.robustness.shapes import (
     textured_shapes,
 )
 
-__all__ = ["CIFAR10_CLASSES", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DEBIAN_DIR", "ImageData", "TEXTURED_SHAPES_CLASSES", "TEXTURED_SHAPES_SHAPES", "TEXTURED_SHAPES_TEXTURES", "load_cifar10", "load_fashion_mnist", "pad_and_colour", "read_idx", "render_textured_shapes", "textured_shapes"]
+__all__ = ["CIFAR10_CLASSES", "FASHION_MNIST_CLASSES", "FASHION_MNIST_DEBIAN_DIR", "ImageData",
+           "TEXTURED_SHAPES_CLASSES", "TEXTURED_SHAPES_SHAPES", "TEXTURED_SHAPES_TEXTURES", "load_cifar10",
+           "load_fashion_mnist", "pad_and_colour", "read_idx", "render_textured_shapes", "textured_shapes"]

@@ -234,7 +234,8 @@ def _attacked(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor
     for start in range(0, n, batch):
         stop = min(start + batch, n)
         x, y = images[start:stop].to(device), labels[start:stop].to(device)
-        x_adv = _attack_batch(model, attack, x, y, eps_255 / 255.0, _seed(config.seed, "attack", attack, part[2], start),
+        x_adv = _attack_batch(model, attack, x, y, eps_255 / 255.0,
+                              _seed(config.seed, "attack", attack, part[2], start),
                               config, stochastic, n_classes, device)
         pred = _predict(model, x_adv, _predict_seed(config, 0, start), device).argmax(dim=1)
         result[start:stop] = (pred == labels[start:stop]).numpy()

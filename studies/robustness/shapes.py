@@ -12,7 +12,8 @@ import numpy as np
 from studies.cache import cached_arrays
 from studies.robustness.images import ImageData, _check_split
 
-__all__ = ["TEXTURED_SHAPES_CLASSES", "TEXTURED_SHAPES_SHAPES", "TEXTURED_SHAPES_TEXTURES", "render_textured_shapes", "textured_shapes"]
+__all__ = ["TEXTURED_SHAPES_CLASSES", "TEXTURED_SHAPES_SHAPES", "TEXTURED_SHAPES_TEXTURES", "render_textured_shapes",
+           "textured_shapes"]
 
 
 TEXTURED_SHAPES_SHAPES: tuple[str, ...] = ("disc", "square", "triangle", "cross", "ring")
@@ -154,7 +155,8 @@ def _draw_parameters(n: int, rng: np.random.Generator) -> SimpleNamespace:
     bg_angle = rng.uniform(0.0, 2 * np.pi, size=n)
     bg_offset = rng.uniform(0.0, 8.0, size=(n, 2))
     sensor_sigma = rng.uniform(0.0, 0.05, size=n)
-    return SimpleNamespace(centre=centre, scale=scale, theta=theta, tex_angle=tex_angle, tex_period=tex_period, tex_phase=tex_phase,
+    return SimpleNamespace(centre=centre, scale=scale, theta=theta, tex_angle=tex_angle, tex_period=tex_period,
+                           tex_phase=tex_phase,
                            fill_a=fill_a, fill_b=fill_b, bg=bg, grad_dir=grad_dir, grad_amp=grad_amp,
                            bg_kind=bg_kind, bg_amp=bg_amp, bg_period=bg_period, bg_angle=bg_angle,
                            bg_offset=bg_offset, sensor_sigma=sensor_sigma)

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DEFAULT_RESTARTS", "DEFAULT_SIZES", "DEFAULT_SWAPS", "GENERATOR_VERSION", "SPLITS", "board_side", "check_box", "default_givens", "is_consistent", "is_valid_solution"]
+__all__ = ["DEFAULT_RESTARTS", "DEFAULT_SIZES", "DEFAULT_SWAPS", "GENERATOR_VERSION", "SPLITS", "board_side",
+           "check_box", "default_givens", "is_consistent", "is_valid_solution"]
 
 #: Bump when the generator's output for a given seed changes (part of the cache key).
 GENERATOR_VERSION = 1

@@ -243,7 +243,8 @@ class EvalSettings(StudyConfig):
     step_scale: float = param(1.0, "multiply the step size γ of every Kuramoto layer by this at test time "
                                    "(AKOrN only): 0.5 with twice the --t-eval steps follows the same continuous "
                                    "flow more closely; results go to sudoku-step<scale>.h5")
-    method: Literal[LAYER_METHODS] | None = param(None,  # type: ignore[valid-type] "run the trained AKOrN layers with this fixed-step integrator at test time "
+    method: Literal[LAYER_METHODS] | None = param(  # type: ignore[valid-type]
+        None, "run the trained AKOrN layers with this fixed-step integrator at test time "
                                      "(e.g. heun_normalized, rk4_normalized, lawson_rk4); none: the one it was "
                                      "trained with; results go to sudoku-<method>.h5", metavar="METHOD")
 
@@ -307,50 +308,46 @@ examples:
 An interrupted evaluation resumes from <out>/<tag>/sudoku.partial.h5."""
 
 
-def _common_options(group: Any, outputs: str) -> None:
-    group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
-                       help=f"results directory (default: {DEFAULT_OUT}); {outputs}")
-    group.add_argument("--tag", default=None, metavar="NAME",
-                       help="name of the run directory under --out (default: the preset's name)")
-    group.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                       help="where to run (default: auto = CUDA when available)")
-    group.add_argument("--threads", type=positive_int, default=None, metavar="INT",
-                       help="torch CPU threads (default: torch's choice)")
-    group.add_argument("--workers", type=positive_int, default=None, metavar="INT",
-                       help="processes generating boards on first use (default: up to 2; 1 = this process)")
+def _options(outputs: str, extra: dict[str, dict[str, Any]]) -> Any:
+    """The running options of ``train`` or ``eval``: where, how, and the action's own (``extra``)."""
+    def add(parser: Any, group: Any) -> None:
+        group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                           help=f"results directory (default: {DEFAULT_OUT}); {outputs}")
+        group.add_argument("--tag", default=None, metavar="NAME",
+                           help="name of the run directory under --out (default: the preset's name)")
+        group.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                           help="where to run (default: auto = CUDA when available)")
+        group.add_argument("--threads", type=positive_int, default=None, metavar="INT",
+                           help="torch CPU threads (default: torch's choice)")
+        group.add_argument("--workers", type=positive_int, default=None, metavar="INT",
+                           help="processes generating boards on first use (default: up to 2; 1 = this process)")
+        for flag, kwargs in extra.items():
+            group.add_argument(flag, **kwargs)
+    return add
 
 
-def _train_options(parser: Any, group: Any) -> None:
-    _common_options(group, "the run goes to <out>/<tag>/<model>/")
-    group.add_argument("--max-hours", type=positive_float, default=None, metavar="FLOAT",
-                       help="stop after the first epoch that ends past this many hours (rerun to continue)")
-    group.add_argument("--max-epochs", type=positive_int, default=None, metavar="INT",
-                       help="stop once the run has this many epochs in total (rerun with a larger value to continue)")
-
-
-def _eval_options(parser: Any, group: Any) -> None:
-    _common_options(group, "reads <out>/<tag>/<model>/ and writes <out>/<tag>/sudoku.h5 and its plots")
-    group.add_argument("--memory-gb", type=positive_float, default=1.0, metavar="FLOAT",
-                       help="memory budget of one forward pass; sets the chunk size (default: 1.0)")
+_train_options = _options("the run goes to <out>/<tag>/<model>/", {
+    "--max-hours": {"type": positive_float, "default": None, "metavar": "FLOAT",
+                    "help": "stop after the first epoch that ends past this many hours (rerun to continue)"},
+    "--max-epochs": {"type": positive_int, "default": None, "metavar": "INT",
+                     "help": "stop once the run has this many epochs in total (rerun with a larger value to "
+                             "continue)"}})
+_eval_options = _options("reads <out>/<tag>/<model>/ and writes <out>/<tag>/sudoku.h5 and its plots", {
+    "--memory-gb": {"type": positive_float, "default": 1.0, "metavar": "FLOAT",
+                    "help": "memory budget of one forward pass; sets the chunk size (default: 1.0)"}})
 
 
 #: ``akorn sudoku train|eval`` (:mod:`studies.commands`).
-TASK = Task(
-    name="sudoku",
-    description="Sudoku reasoning: train AKOrN, ItrSA and a Transformer, then evaluate more steps and "
-                "energy-based selection on harder boards.",
-    train=Action(TrainSettings, "studies.sudoku.train:train_command",
-                 help="train one model (resumes from its last checkpoint)",
-                 description="Train one Sudoku model (AKORN.md §5.1) into <out>/<tag>/<model>/: checkpoint.pt "
-                             "every epoch, train.h5 with the loss and accuracy curves.",
-                 preset_help=_PRESET_HELP, options=_train_options, epilog=_TRAIN_EPILOG,
-                 resume="rerun the same command to resume from the last checkpoint"),
-    eval=Action(EvalSettings, "studies.sudoku.evaluate:eval_command",
-                help="evaluate the trained models: accuracy vs T and vs K, plots",
-                description="Evaluate trained Sudoku models on in-distribution and OOD boards for every T and K "
-                            "(energy-based selection); write sudoku.h5, sudoku.png and sudoku_boards.png.",
-                preset_help=_PRESET_HELP, options=_eval_options, epilog=_EVAL_EPILOG,
-                resume="rerun the same command to resume (finished cells are in <out>/<tag>/sudoku.partial.h5)"),
-    plots="studies.sudoku.plots",
-    action_required=False,
-)
+_TRAIN = Action(
+    TrainSettings, "studies.sudoku.train:train_command", "train one model (resumes from its last checkpoint)",
+    "Train one Sudoku model (AKORN.md §5.1) into <out>/<tag>/<model>/: checkpoint.pt every epoch, train.h5 with the "
+    "loss and accuracy curves.", _PRESET_HELP, _train_options, _TRAIN_EPILOG,
+    "rerun the same command to resume from the last checkpoint")
+_EVAL = Action(
+    EvalSettings, "studies.sudoku.evaluate:eval_command", "evaluate the trained models: accuracy vs T and vs K, plots",
+    "Evaluate trained Sudoku models on in-distribution and OOD boards for every T and K (energy-based selection); "
+    "write sudoku.h5, sudoku.png and sudoku_boards.png.", _PRESET_HELP, _eval_options, _EVAL_EPILOG,
+    "rerun the same command to resume (finished cells are in <out>/<tag>/sudoku.partial.h5)")
+TASK = Task("sudoku", "Sudoku reasoning: train AKOrN, ItrSA and a Transformer, then evaluate more steps and "
+                      "energy-based selection on harder boards.", _TRAIN, _EVAL, "studies.sudoku.plots",
+            action_required=False)

@@ -70,4 +70,8 @@ from studies.sudoku.formats import load_rrn, load_satnet, save_rrn_csv, save_sat
 from studies.sudoku.generate import generate_puzzles, make_dataset, make_minimal_puzzle, make_puzzle, random_solution
 from studies.sudoku.solver import count_solutions, has_unique_solution, is_minimal, solve
 
-__all__ = ["DEFAULT_RESTARTS", "DEFAULT_SIZES", "DEFAULT_SWAPS", "GENERATOR_VERSION", "SPLITS", "SudokuData", "SudokuDataset", "board_side", "check_box", "count_solutions", "default_givens", "generate_puzzles", "has_unique_solution", "is_consistent", "is_minimal", "is_valid_solution", "load_rrn", "load_satnet", "make_dataset", "make_minimal_puzzle", "make_puzzle", "random_solution", "save_rrn_csv", "save_satnet", "solve"]
+__all__ = ["DEFAULT_RESTARTS", "DEFAULT_SIZES", "DEFAULT_SWAPS", "GENERATOR_VERSION", "SPLITS", "SudokuData",
+           "SudokuDataset", "board_side", "check_box", "count_solutions", "default_givens",
+           "generate_puzzles", "has_unique_solution", "is_consistent", "is_minimal", "is_valid_solution",
+           "load_rrn", "load_satnet", "make_dataset", "make_minimal_puzzle", "make_puzzle",
+           "random_solution", "save_rrn_csv", "save_satnet", "solve"]

@@ -19,8 +19,8 @@ Energy-based selection
     serves every K of the list: selection over K uses copies ``0..K-1``, so K = 1 is one
     plain prediction. Only models that return energies (AKOrN) are selected.
 
-Results (``sudoku.h5``, assembled in :mod:`studies.sudoku.results`, one xarray Dataset): plain accuracies ``board_acc`` / ``cell_acc``
-over ``model × split × T`` on all test boards; selection accuracies ``vote_board_acc`` /
+Results (``sudoku.h5``, one xarray Dataset assembled in :mod:`studies.sudoku.results`): plain
+accuracies ``board_acc`` / ``cell_acc`` over ``model × split × T`` on all test boards; selection accuracies ``vote_board_acc`` /
 ``vote_cell_acc`` over ``model × split × T × K × score`` on the first ``vote_boards`` boards
 (both splits); a few sample boards with every model's answers; the training curves; the
 overlap of the test boards with the training boards; the settings and provenance. Finished

@@ -103,6 +103,16 @@ def _nth_bit(x: int, k: int) -> int:
     return x & -x
 
 
+def _peers_of(cells: int, peers: list[int]) -> int:
+    """The union of the peer masks of every cell set in ``cells``."""
+    elim = 0
+    while cells:
+        low = cells & -cells
+        elim |= peers[low.bit_length() - 1]
+        cells ^= low
+    return elim
+
+
 def _propagate(boards: list[int], done: int, geo: _Geometry) -> int:
     """Place naked and hidden singles in ``boards`` (in place); return the placed mask or -1."""
     full = geo.full
@@ -124,12 +134,7 @@ def _propagate(boards: list[int], done: int, geo: _Geometry) -> int:
             for d in digits:
                 new = singles & boards[d]
                 if new:
-                    elim = 0
-                    x = new
-                    while x:
-                        low = x & -x
-                        elim |= peers[low.bit_length() - 1]
-                        x ^= low
+                    elim = _peers_of(new, peers)
                     if elim & new:
                         return -1  # two new singles of one digit see each other
                     boards[d] &= ~elim
@@ -148,12 +153,7 @@ def _propagate(boards: list[int], done: int, geo: _Geometry) -> int:
                     new |= x
             new &= ~done
             if new:
-                elim = 0
-                x = new
-                while x:
-                    low = x & -x
-                    elim |= peers[low.bit_length() - 1]
-                    x ^= low
+                elim = _peers_of(new, peers)
                 if elim & new:
                     return -1
                 boards[d] = b & ~elim
@@ -225,6 +225,13 @@ def _count_masks(givens: Sequence[int], geo: _Geometry, limit: int, found: list[
     return _search(state[0], state[1], geo, limit, found)
 
 
+def _givens(puzzle: Any, box: Any) -> tuple[np.ndarray, _Geometry, list[int]]:
+    """The checked board, its geometry and the candidate masks of its givens."""
+    arr, (b_r, b_c) = _check_boards(puzzle, "puzzle", box, ndims=(2,), blanks=True)
+    geo = _geometry(b_r, b_c)
+    return arr, geo, geo.masks_from_grid(arr.ravel())
+
+
 def count_solutions(puzzle: Any, box: Any = None, limit: int = 2) -> int:
     """Count the solutions of a puzzle, stopping at ``limit``.
 
@@ -240,67 +247,35 @@ def count_solutions(puzzle: Any, box: Any = None, limit: int = 2) -> int:
         TypeError: ``puzzle`` is not an integer array or ``limit`` not an int.
         ValueError: bad shape, digits outside ``[0, S]``, bad box, or ``limit < 1``.
     """
-    arr, (b_r, b_c) = _check_boards(puzzle, "puzzle", box, ndims=(2,), blanks=True)
-    limit = _check_count(limit, "limit", minimum=1)
-    geo = _geometry(b_r, b_c)
-    return _count_masks(geo.masks_from_grid(arr.ravel()), geo, limit)
+    _, geo, givens = _givens(puzzle, box)
+    return _count_masks(givens, geo, _check_count(limit, "limit", minimum=1))
 
 
 def has_unique_solution(puzzle: Any, box: Any = None) -> bool:
-    """Whether a puzzle has exactly one solution.
-
-    Args:
-        puzzle: board ``[S, S]`` of ints, 0 for blanks.
-        box: box shape; inferred when ``S`` is a perfect square.
-
-    Returns:
-        True iff the puzzle has exactly one solution.
-
-    Raises:
-        TypeError, ValueError: as :func:`count_solutions`.
-    """
+    """Whether a puzzle has exactly one solution (arguments and errors as :func:`count_solutions`)."""
     return count_solutions(puzzle, box, limit=2) == 1
 
 
 def solve(puzzle: Any, box: Any = None) -> np.ndarray | None:
-    """Solve a puzzle.
-
-    Args:
-        puzzle: board ``[S, S]`` of ints, 0 for blanks.
-        box: box shape; inferred when ``S`` is a perfect square.
+    """Solve a puzzle (arguments and errors as :func:`count_solutions`).
 
     Returns:
         A solution as an int8 array ``[S, S]`` (the first one found if there are several),
         or None if the puzzle has no solution.
-
-    Raises:
-        TypeError, ValueError: as :func:`count_solutions`.
     """
-    arr, (b_r, b_c) = _check_boards(puzzle, "puzzle", box, ndims=(2,), blanks=True)
-    geo = _geometry(b_r, b_c)
+    arr, geo, givens = _givens(puzzle, box)
     found: list[list[int]] = []
-    if not _count_masks(geo.masks_from_grid(arr.ravel()), geo, 1, found):
+    if not _count_masks(givens, geo, 1, found):
         return None
     return geo.grid_from_masks(found[0]).reshape(arr.shape)
 
 
 def is_minimal(puzzle: Any, box: Any = None) -> bool:
-    """Whether a puzzle is uniquely solvable and no single given can be blanked keeping that.
-
-    Args:
-        puzzle: board ``[S, S]`` of ints, 0 for blanks.
-        box: box shape; inferred when ``S`` is a perfect square.
-
-    Returns:
-        True iff the puzzle is unique and minimal.
-
-    Raises:
-        TypeError, ValueError: as :func:`count_solutions`.
-    """
-    arr, (b_r, b_c) = _check_boards(puzzle, "puzzle", box, ndims=(2,), blanks=True)
-    geo = _geometry(b_r, b_c)
+    """Whether a puzzle is uniquely solvable and no single given can be blanked keeping that
+    (arguments and errors as :func:`count_solutions`)."""
+    arr, geo, givens = _givens(puzzle, box)
     found: list[list[int]] = []
-    if _count_masks(geo.masks_from_grid(arr.ravel()), geo, 2, found) != 1:
+    if _count_masks(givens, geo, 2, found) != 1:
         return False
     solution = found[0]
     keep = geo.full & ~int.from_bytes(np.packbits(arr.ravel() == 0, bitorder="little").tobytes(), "little")

@@ -14,7 +14,8 @@ that are evaluated (EMA if enabled) has reached ``stop_at`` at ``patience`` cons
 validations. Validation uses ``val_boards`` in-distribution boards that are neither in the
 training nor in the test set, at the training step count, with a fixed noise seed.
 
-The paper's recipe (AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9 boards, width 512, Adam
+The paper's recipe (AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9
+boards, width 512, Adam
 with lr 1e-3 (AKOrN) or 5e-4 (ItrSA, Transformer), batch 100, 100 epochs, gradient-norm clip
 1, EMA 0.995 updated every 10 steps after 100, cross-entropy over all cells (givens
 included). The ``quick`` and ``cpu`` presets keep the recipe and shrink the board or width;
@@ -48,7 +49,8 @@ from studies.sudoku.metrics import board_accuracy, cell_accuracy
 from studies.sudoku.models import build_model, predict_digits
 from studies.training import TrainConfig, Trainer, is_main_process, seed_everything, setup_distributed
 
-__all__ = ["TrainResult", "converged", "load_eval_data", "load_train_data", "read_settings", "stop_reason", "sudoku_loss", "train_model", "training_summary"]
+__all__ = ["TrainResult", "converged", "load_eval_data", "load_train_data", "read_settings", "stop_reason",
+           "sudoku_loss", "train_model", "training_summary"]
 
 
 def sudoku_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], *,

@@ -46,21 +46,10 @@ References:
 
 from __future__ import annotations
 
-from typing import Any
-
+from studies.lazy import lazy_attributes
 from studies.sync.config import FILENAME, MAX_ROTATION_PER_STEP, ROTATION_EXACT, Config
 
 __all__ = ["FILENAME", "MAX_ROTATION_PER_STEP", "ROTATION_EXACT", "Config", "build_coupling", "build_frequencies",
            "plot", "run", "summarize"]
 
-#: Names imported (with torch) on first access, so that ``studies.sync.config`` stays torch-free.
-_LAZY = {"build_coupling": "studies.sync.model", "build_frequencies": "studies.sync.model", "run": "studies.sync.experiment",
-         "plot": "studies.sync.plots", "summarize": "studies.sync.plots"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib  # torch-free --help: the study's modules load on first use
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, "model experiment plots")

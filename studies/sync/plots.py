@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 import kuramoto as ku
-from studies.figures import check_result, new_figure, save_figure
+from studies.figures import result_figure, save_figure
 
 __all__ = ["plot", "summarize"]
 
@@ -42,19 +42,9 @@ def summarize(ds: xr.Dataset) -> str:
 
 
 def plot(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``sync.png``: r(K) (mean ± spread over seeds) with theory and K_c; r(t) for a few K.
-
-    Args:
-        ds: a Dataset returned by :func:`run` (or read from ``sync.h5``).
-        path: PNG destination (written atomically).
-
-    Returns:
-        ``path``.
-    """
-
-    check_result(ds, "r", "a sync")
-    cfg = json.loads(ds.attrs["config"])
-    fig = new_figure((11, 4.6))
+    """Write ``sync.png`` for a Dataset of :func:`run` or ``sync.h5`` (atomically; returns ``path``):
+    r(K) (mean ± spread over seeds) with theory and K_c; r(t) for a few K."""
+    fig, cfg = result_figure(ds, "r", "a sync", (11, 4.6))
     ax, ax_t = fig.subplots(1, 2, width_ratios=[1.35, 1])
     _plot_transition(ax, ds, cfg)
     _plot_trajectories(ax_t, ds, cfg)
