@@ -16,12 +16,17 @@ import math
 import numbers
 from typing import Any
 
-__all__ = ["check_bool", "check_choice", "check_float", "check_int", "check_positive", "is_int"]
+__all__ = ["check_bool", "check_choice", "check_float", "check_int", "check_positive", "is_int", "is_real"]
 
 
 def is_int(value: Any) -> bool:
     """True for Python and NumPy integers, False for ``bool`` (a subclass of ``int``) and floats."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+
+
+def is_real(value: Any) -> bool:
+    """True for Python and NumPy real numbers (ints and floats), False for ``bool``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
 
 
 def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None,

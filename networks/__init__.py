@@ -8,11 +8,27 @@
   :class:`ConvNet`.
 """
 
-from .blocks import (FF, BNReLUConv2d, LayerNormForImage, PositionalEmbedding2d, ReadOut, ResBlock, RGBNormalize,
-                     ScaleAndBias, sinusoidal_embedding_2d)
+from .blocks import (
+                     FF,
+                     BNReLUConv2d,
+                     LayerNormForImage,
+                     PositionalEmbedding2d,
+                     ReadOut,
+                     ResBlock,
+                     RGBNormalize,
+                     ScaleAndBias,
+                     sinusoidal_embedding_2d,
+)
 from .layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state
-from .models import (AKOrNClassifier, ConvNet, IteratedSelfAttention, ObjectAKOrN, ObjectViT, SudokuAKOrN,
-                     SudokuTransformer)
+from .models import (
+                     AKOrNClassifier,
+                     ConvNet,
+                     IteratedSelfAttention,
+                     ObjectAKOrN,
+                     ObjectViT,
+                     SudokuAKOrN,
+                     SudokuTransformer,
+)
 
 __all__ = [
     "AKOrNClassifier", "BNReLUConv2d", "ConvNet", "FF", "IteratedSelfAttention", "KuramotoLayer",

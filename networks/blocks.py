@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kuramoto.checks import is_int
+from kuramoto.checks import is_int, is_real
 
 from .states import check_feature_map
 
@@ -216,7 +216,7 @@ class ResBlock(nn.Module):
 
 
 def _per_channel(value: float | Sequence[float], name: str) -> torch.Tensor:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_real(value):
         value = [float(value)]
     try:
         t = torch.tensor([float(v) for v in value], dtype=torch.float32)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from integrators import METHODS, solve, step_fixed
-from kuramoto.checks import check_bool, check_int
+from kuramoto.checks import check_bool, check_int, is_int, is_real
 from kuramoto.couplings.base import AbstractCoupling
 from kuramoto.couplings.image import AbstractImageCoupling, to_features, to_oscillators
 from kuramoto.field import KuramotoField
@@ -80,7 +80,7 @@ def _stimulus_norm(kind: object, channels: int, n: int) -> nn.Module:
 
 def _positive_float(value: object, name: str) -> float:
     # ValueError for a value of the wrong kind too, as this layer always raised for its step sizes
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
     return float(value)
 
@@ -155,7 +155,7 @@ def _check_schedule(method: object, t_span: object, adjoint: object, dt: object,
                              f"would be the continuous adjoint, a different gradient for a discrete layer")
         return None
     if (not isinstance(t_span, (tuple, list)) or len(t_span) != 2
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            or not all(is_real(v) and math.isfinite(v)
                        for v in t_span) or not t_span[1] > t_span[0]):
         raise ValueError(f"t_span: expected (t0, t1) with finite t1 > t0, got {t_span!r}")
     if learn_gamma:
@@ -380,7 +380,7 @@ class KuramotoLayer(nn.Module):
             if x0.dtype != c.dtype or x0.device != c.device:
                 raise TypeError(f"x0: dtype/device {x0.dtype}/{x0.device} does not match c's {c.dtype}/{c.device}")
         T = self.steps if steps is None else steps
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        if not is_int(T) or T < 1:
             raise ValueError(f"steps: expected a positive integer, got {steps!r}")
         if not isinstance(return_trajectory, bool):
             raise TypeError(f"return_trajectory: expected a bool, got {type(return_trajectory).__name__}")

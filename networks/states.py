@@ -11,6 +11,7 @@ from typing import Literal
 
 import torch
 
+from kuramoto.checks import is_int
 from kuramoto.couplings.image import to_features, to_oscillators
 from kuramoto.sphere import normalize
 
@@ -37,7 +38,7 @@ def check_feature_map(x: object, name: str, channels: int | None = None) -> torc
 
 
 def check_n(n: object, channels: int | None = None) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+    if not is_int(n) or n < 2:
         raise ValueError(f"n: expected an integer oscillator dimension >= 2, got {n!r}")
     if channels is not None and channels % n:
         raise ValueError(f"n: the channel count {channels} must be a multiple of n={n}")
@@ -137,11 +138,11 @@ def learnable_initial_state(channels: int, n: int, grid: tuple[int, int], *, gen
     Returns:
         ``geoopt.ManifoldParameter`` of shape ``[C/n, H, W, n]``.
     """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+    if not is_int(channels) or channels < 1:
         raise ValueError(f"channels: expected a positive integer, got {channels!r}")
     n = check_n(n, channels)
     if (not isinstance(grid, (tuple, list)) or len(grid) != 2
-            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+            or not all(is_int(g) and g >= 1 for g in grid)):
         raise ValueError(f"grid: expected a pair of positive integers (H, W), got {grid!r}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")

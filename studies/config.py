@@ -24,6 +24,8 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
+from kuramoto.checks import is_int, is_real
+
 __all__ = ["ConfigError", "StudyConfig", "field_options", "param"]
 
 C = TypeVar("C", bound="StudyConfig")
@@ -139,13 +141,13 @@ class StudyConfig:
                     raise ConfigError(name, f"expected true or false, got {v!r}")
                 return v
             if tp is int:
-                if isinstance(v, bool) or not isinstance(v, int):
+                if not is_int(v):
                     if isinstance(v, float) and v.is_integer():
                         return int(v)
                     raise ConfigError(name, f"expected an integer, got {v!r}")
                 return int(v)
             if tp is float:
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                if not is_real(v):
                     raise ConfigError(name, f"expected a number, got {v!r}")
                 v = float(v)
                 if not math.isfinite(v):

@@ -33,7 +33,7 @@ import xarray as xr
 from torch import nn
 from tqdm import tqdm
 
-from kuramoto.checks import check_int
+from kuramoto.checks import check_int, is_int
 from networks.models import ObjectAKOrN, ObjectViT
 from studies import storage
 from studies.commands import Outcome
@@ -85,7 +85,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, steps: int | Non
     model = _check_model(model)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"images: expected a tensor [M, 3, H, W], got {getattr(images, 'shape', type(images))}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     device = next(model.parameters()).device
     fn = _feature_fn(model, steps, generator)

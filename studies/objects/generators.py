@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from kuramoto.checks import is_int
 from studies.cache import cached_arrays
 from studies.objects.scenes import (
     GENERATOR_VERSION,
@@ -183,13 +184,13 @@ def tetrominoes(num: int, seed: int = 0, *, num_objects: int = 3, size: int = 32
         RuntimeError: a piece found no free spot in ``max_tries`` attempts (too many or too big pieces).
     """
     _check_num_seed(num, seed)
-    if isinstance(num_objects, bool) or not isinstance(num_objects, (int, np.integer)) or not 1 <= num_objects <= 127:
+    if not is_int(num_objects) or not 1 <= num_objects <= 127:
         raise ValueError(f"num_objects: expected an int in 1..127, got {num_objects!r}")
-    if isinstance(max_tries, bool) or not isinstance(max_tries, (int, np.integer)) or max_tries < 1:
+    if not is_int(max_tries) or max_tries < 1:
         raise ValueError(f"max_tries: expected a positive int, got {max_tries!r}")
-    if isinstance(cell, bool) or not isinstance(cell, (int, np.integer)) or cell < 1:
+    if not is_int(cell) or cell < 1:
         raise ValueError(f"cell: expected a positive int, got {cell!r}")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 4 * cell:
+    if not is_int(size) or size < 4 * cell:
         raise ValueError(f"size: expected an int >= 4 * cell = {4 * cell}, got {size!r}")
     rng = np.random.default_rng(seed)
     cells = _tetromino_cells()
@@ -283,7 +284,7 @@ def dsprites(num: int, seed: int = 0, *, min_objects: int = 4, max_objects: int 
     """
     _check_num_seed(num, seed)
     _check_count_range(min_objects, max_objects, 127)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+    if not is_int(size) or size < 8:
         raise ValueError(f"size: expected an int >= 8, got {size!r}")
     rng = np.random.default_rng(seed)
     bank = _sprite_bank(int(size))

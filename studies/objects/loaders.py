@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from kuramoto.checks import is_int
 from studies.objects.scenes import (
     SceneData,
     _to_float_images,
@@ -234,7 +235,7 @@ def load_clevrtex(root: str | os.PathLike, split: str | None = "test", *, imsize
 
     if split is not None and split not in _CLEVRTEX_SPLITS:
         raise ValueError(f"split: expected one of {sorted(_CLEVRTEX_SPLITS)} or None, got {split!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+    if limit is not None and (not is_int(limit) or limit < 0):
         raise ValueError(f"limit: expected a non-negative int or None, got {limit!r}")
     root = Path(root)
     if not root.is_dir():

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kuramoto.checks import is_int
+
 __all__ = ["GENERATOR_VERSION", "SceneData", "SceneDataset", "count_objects"]
 
 
@@ -123,15 +125,15 @@ class SceneDataset(torch.utils.data.Dataset):
 # shared helpers
 # ----------------------------------------------------------------------------------------------
 def _check_num_seed(num: int, seed: int) -> None:
-    if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 0:
+    if not is_int(num) or num < 0:
         raise ValueError(f"num: expected a non-negative int, got {num!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed: expected a non-negative int, got {seed!r}")
 
 
 def _check_count_range(lo: int, hi: int, limit: int, what: str = "objects") -> None:
     for name, v in ((f"min_{what}", lo), (f"max_{what}", hi)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        if not is_int(v):
             raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
     if not 1 <= lo <= hi <= limit:
         raise ValueError(f"min_{what}, max_{what}: expected 1 <= min <= max <= {limit}, got {lo}, {hi}")

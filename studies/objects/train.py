@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
+from kuramoto.checks import is_real
 from studies.commands import Outcome
 from studies.objects.augment import SimCLRAugment
 from studies.objects.config import Config, check_run_config, run_dir
@@ -44,7 +45,7 @@ def _simclr_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tu
     if z1.ndim != 2 or z1.shape != z2.shape or z1.shape[0] < 1:
         raise ValueError(f"z1, z2: expected two embeddings [B, D] of the same shape, got {tuple(z1.shape)} and "
                          f"{tuple(z2.shape)}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+    if not is_real(temperature) or not temperature > 0:
         raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
     b = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
@@ -116,7 +117,7 @@ class SimCLRObjective:
     def __init__(self, augment: SimCLRAugment, temperature: float = 0.1, *, compile_step: bool = False) -> None:
         if not isinstance(augment, SimCLRAugment):
             raise TypeError(f"augment: expected a SimCLRAugment, got {type(augment).__name__}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        if not is_real(temperature) or not temperature > 0:
             raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
         self.augment, self.temperature, self.compile_step = augment, float(temperature), bool(compile_step)
         self._compiled: tuple[nn.Module, Any] | None = None

@@ -31,6 +31,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from kuramoto.checks import is_int
+
 __all__ = [
     "CORRUPTIONS",
     "DEFAULT_SEED",
@@ -76,7 +78,7 @@ def _check_severity(severity: int) -> int:
 
 
 def _generator(generator: torch.Generator | int | None, device: torch.device) -> torch.Generator:
-    if generator is None or (isinstance(generator, int) and not isinstance(generator, bool)):
+    if generator is None or (is_int(generator)):
         seed = DEFAULT_SEED if generator is None else generator
         return torch.Generator(device=device).manual_seed(int(seed))
     if not isinstance(generator, torch.Generator):

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kuramoto.checks import is_int
 from studies.commands import Outcome
 from studies.config import ConfigError
 from studies.robustness.config import (
@@ -108,7 +109,7 @@ def augment(images: torch.Tensor, *, padding: int = 0, flip: bool = False,
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or not images.is_floating_point():
         raise TypeError(f"images: expected a floating tensor [B, C, H, W], got "
                         f"{type(images).__name__} {tuple(getattr(images, 'shape', ()))}")
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+    if not is_int(padding) or padding < 0:
         raise ValueError(f"padding: expected an int >= 0, got {padding!r}")
     if not isinstance(flip, bool):
         raise TypeError(f"flip: expected a bool, got {type(flip).__name__}")

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from kuramoto.checks import is_int
 from studies.sudoku.config import SCORES
 
 __all__ = ["Prediction", "board_accuracy", "cell_accuracy", "energy_scores", "select_by_energy", "solved", "vote"]
@@ -144,7 +145,7 @@ def vote(prediction: Prediction, k: int, score: str) -> torch.Tensor:
     Returns:
         ``[B, S, S]`` int64.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= prediction.digits.shape[0]:
+    if not is_int(k) or not 1 <= k <= prediction.digits.shape[0]:
         raise ValueError(f"k: expected an int in 1..{prediction.digits.shape[0]} (copies run), got {k!r}")
     if k == 1:
         return prediction.digits[0]

@@ -13,6 +13,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from kuramoto.checks import is_int
 from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
 from networks.models.sudoku import SudokuAKOrN
 from studies.sudoku.config import SCORES, TrainSettings
@@ -78,7 +79,7 @@ def predict(model: nn.Module, boards: torch.Tensor, *, steps: int | None = None,
         ValueError: ``copies < 1``, or energies asked of a model that has none.
     """
     boards = _as_boards(boards, "boards")
-    if isinstance(copies, bool) or not isinstance(copies, int) or copies < 1:
+    if not is_int(copies) or copies < 1:
         raise ValueError(f"copies: expected a positive int, got {copies!r}")
     energy = copies > 1 if energy is None else energy
     if energy and not has_energy(model):
@@ -126,7 +127,7 @@ def accuracy_along(model: nn.Module, data: SudokuData, *, steps: int, seed: int 
     if not isinstance(data, SudokuData):
         raise TypeError(f"data: expected SudokuData, got {type(data).__name__}")
     for name, value in (("steps", steps), ("chunk", chunk)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not is_int(value) or value < 1:
             raise ValueError(f"{name}: expected a positive integer, got {value!r}")
     puzzles, solutions, given = data.grids("puzzles"), data.grids("solutions"), data.is_given()
     generator = torch.Generator().manual_seed(seed)
