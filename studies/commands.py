@@ -1,92 +1,40 @@
-"""What the ``akorn`` command is made of: the table of subcommands and the parsers generated from configs.
+"""The ``akorn`` commands generated from the studies' descriptions: options, runs and reports.
 
-Two shapes of study, each described by a torch-free value in the study's ``config`` module, so
-that ``akorn <name> --help`` never imports torch:
+Two shapes of study, each described by a torch-free value of :mod:`studies.protocol` in the
+study's ``config`` module, so that ``akorn <name> --help`` never imports torch:
 
 - a *plain study* (``sync``, ``landscape``, ``integrators``) exposes ``STUDY = Study(...)``: its
-  config class, result file name and the module with ``run(config, *, path, ...)``, ``plot`` and
+  config class, result file name and the modules with ``run(config, *, path, ...)``, ``plot`` and
   ``summarize``. The command is ``akorn <name> [--preset P] [--<field> V ...] [--out DIR]``.
 - a *task* (``sudoku``, ``objects``, ``robustness``) exposes ``TASK = Task(...)`` with a ``train``
-  and an ``eval`` :class:`Action`. The commands are ``akorn <name> train|eval``; both take their
-  options from the action's config class; ``train`` runs inside the DDP set-up and tear-down
-  (so it runs unchanged under ``torchrun``) and reports on rank 0 only; ``eval`` writes its
-  result, plots it and prints its summary. Both end with the time taken.
+  and an ``eval`` action. The commands are ``akorn <name> train|eval``; both take their options
+  from the action's config class; ``train`` runs inside the DDP set-up and tear-down (so it runs
+  unchanged under ``torchrun``) and reports on rank 0 only; ``eval`` writes its result, plots it
+  and prints its summary. Both end with the time taken.
 
-The entry points of a study or task are ``"module:function"`` strings, imported once the
-arguments are parsed (:func:`load`). This module imports no study: studies import it (for
-:func:`positive_int` and friends) and :mod:`studies.cli` dispatches through it.
+Entry points are ``"module:function"`` strings, imported once the arguments are parsed
+(:func:`studies.registry.load`). Only :mod:`studies.cli` and the tasks' ``__main__`` modules
+import this module; the studies import :mod:`studies.protocol` and :mod:`studies.registry`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 from studies.config import ConfigError, field_options
+from studies.protocol import Action, Outcome, Study, Task
+from studies.registry import REGISTRY, Entry, load
 
-__all__ = ["REGISTRY", "Action", "Entry", "Outcome", "Study", "Task", "add_config_arguments", "add_study_arguments",
-           "add_task_arguments", "config_error", "config_from_args", "load", "non_negative_int", "positive_float",
-           "positive_int", "run_command", "run_study", "run_task", "standalone"]
+__all__ = ["REGISTRY", "Entry", "add_config_arguments", "add_study_arguments", "add_task_arguments", "config_error",
+           "config_from_args", "load", "run_command", "run_study", "run_task", "standalone"]
 
 DEFAULT_OUT = "results"
-
-
-class Entry(NamedTuple):
-    """A subcommand: the module describing it (``"pkg.module"``) or a ``"pkg.module:function"``, and its help."""
-
-    target: str
-    help: str
-
-
-#: Every ``akorn`` subcommand. A study or task module is one line here.
-REGISTRY: dict[str, Entry] = {
-    "sync": Entry("studies.sync.config", "synchronisation transition r(K) against mean-field theory (the main job)"),
-    "landscape": Entry("studies.landscape.config", "energy landscapes: fixed points, their energies and basins"),
-    "integrators": Entry("studies.methods.config", "integrator comparison: order, work-precision, sphere drift"),
-    "sudoku": Entry("studies.sudoku.config", "Sudoku reasoning: train, then evaluate more steps and energy-based "
-                                             "selection"),
-    "objects": Entry("studies.objects.config", "unsupervised object discovery: SimCLR training, clustering, FG-ARI "
-                                               "and MBO"),
-    "robustness": Entry("studies.robustness.config",
-                        "image classification: adversarial robustness, corruptions and calibration, AKOrN vs a "
-                        "ConvNet"),
-    "bench": Entry("studies.bench:main", "performance benchmarks (results in a file)"),
-    "show": Entry("studies.show", "print what a result file holds and write its plot"),
-}
-
-
-def load(target: str) -> Any:
-    """The object a ``"module:attribute"`` string names (the module itself without ``:attribute``)."""
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, attr) if attr else module
-
-
-# -- option types -------------------------------------------------------------------------------
-
-def _typed(kind: str, convert: Callable[[str], Any], ok: Callable[[Any], bool]) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = convert(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
-        if not ok(value):
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {text}")
-        return value
-    parse.__name__ = kind
-    return parse
-
-
-#: argparse types that reject a bad value as a usage error naming the option.
-positive_int = _typed("a positive integer", int, lambda v: v >= 1)
-non_negative_int = _typed("a non-negative integer", int, lambda v: v >= 0)
-positive_float = _typed("a positive number", float, lambda v: v > 0 and v != float("inf"))
 
 
 # -- options from a config dataclass -----------------------------------------------------------
@@ -133,10 +81,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type, pres
                         help=preset_help or "parameter preset: 'quick' runs on a 2-core laptop in under 2 minutes, "
                                             "'paper' is the full study for a workstation (default: quick)")
     group = parser.add_argument_group("study parameters (default: the quick preset's value)")
-    defaults = {name: config_cls.preset(name) for name in presets}
+    defaults = {name: config_cls.preset_fields(name) for name in presets}
     for f, spec in field_options(config_cls):
         names = [_option(f.name)] + ([f"--{f.name}"] if "_" in f.name else [])
-        values = {p: getattr(c, f.name) for p, c in defaults.items()}
+        values = {p: c[f.name] for p, c in defaults.items()}
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": _field_help(spec, values)}
         if spec["kind"] == "bool":
             group.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
@@ -202,25 +150,6 @@ def _time_line(wall: float, cpu: float) -> str:
 
 # -- plain studies ------------------------------------------------------------------------------
 
-@dataclasses.dataclass(frozen=True)
-class Study:
-    """A plain study: ``run(config, *, path, progress, [scheduler, workers, overwrite]) -> Dataset``.
-
-    Attributes:
-        config: the :class:`~studies.config.StudyConfig` subclass (one option per field).
-        filename: the result file inside ``--out``.
-        runner: the module holding ``run``.
-        plots: the module holding ``plot(ds, path)`` and ``summarize(ds)`` (also used by ``akorn show``).
-        run_options: which of ``scheduler``, ``workers``, ``overwrite`` ``run`` accepts.
-    """
-
-    config: type
-    filename: str
-    runner: str
-    plots: str
-    run_options: tuple[str, ...] = ()
-
-
 def add_study_arguments(parser: argparse.ArgumentParser, study: Study) -> None:
     """The options of a plain study: its config fields, then ``--out`` and the running options."""
     add_config_arguments(parser, study.config)
@@ -266,69 +195,6 @@ def run_study(name: str, study: Study, parser: argparse.ArgumentParser, args: ar
 
 
 # -- tasks: train | eval -----------------------------------------------------------------------
-
-class Outcome(NamedTuple):
-    """What a task action did, for the report: lines to print, and for ``eval`` the result to plot.
-
-    Attributes:
-        lines: printed as they are (``train``: the run's summary).
-        dataset: the evaluation Dataset (``eval``), plotted and summarised by the task's ``plots``.
-        path: where ``dataset`` was written; plots go beside it.
-        report: False on DDP ranks other than 0 (they print nothing).
-    """
-
-    lines: Sequence[str] = ()
-    dataset: Any = None
-    path: Path | None = None
-    report: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class Action:
-    """``train`` or ``eval`` of a task.
-
-    Attributes:
-        config: its config class (one option per field).
-        entry: ``"module:function"``; ``function(config, args) -> Outcome``.
-        help: one line for ``akorn <task> --help``.
-        description: the sub-command's description.
-        preset_help: help of its ``--preset``.
-        options: ``options(parser, group)`` adds the running options (``--out`` first).
-        epilog: examples shown after the options.
-        resume: what to tell a user who pressed Ctrl-C.
-    """
-
-    config: type
-    entry: str
-    help: str
-    description: str
-    preset_help: str
-    options: Callable[[argparse.ArgumentParser, Any], None]
-    epilog: str = ""
-    resume: str = "rerun the same command to resume"
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """A trained task: ``akorn <name> train|eval``.
-
-    Attributes:
-        name: the subcommand (``"sudoku"``).
-        description: first paragraph of ``akorn <name> --help``.
-        train, eval: the two actions.
-        plots: module with ``plot(ds, path) -> Path | list[Path]`` and ``summarize(ds) -> str`` for
-            evaluation results (also used by ``akorn show``).
-        action_required: ``akorn <name>`` without ``train``/``eval`` is a usage error; ``False``
-            prints the help and returns 2 instead.
-    """
-
-    name: str
-    description: str
-    train: Action
-    eval: Action
-    plots: str
-    action_required: bool = True
-
 
 def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
     """Sub-commands ``train`` and ``eval`` of a task with their options."""

@@ -24,8 +24,6 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
-from kuramoto.checks import is_int, is_real
-
 __all__ = ["ConfigError", "StudyConfig", "field_options", "param"]
 
 C = TypeVar("C", bound="StudyConfig")
@@ -141,13 +139,14 @@ class StudyConfig:
                     raise ConfigError(name, f"expected true or false, got {v!r}")
                 return v
             if tp is int:
-                if not is_int(v):
+                # the guards of kuramoto.checks, spelt out: importing kuramoto would import torch for --help
+                if isinstance(v, bool) or not isinstance(v, int):
                     if isinstance(v, float) and v.is_integer():
                         return int(v)
                     raise ConfigError(name, f"expected an integer, got {v!r}")
                 return int(v)
             if tp is float:
-                if not is_real(v):
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ConfigError(name, f"expected a number, got {v!r}")
                 v = float(v)
                 if not math.isfinite(v):
@@ -227,6 +226,14 @@ class StudyConfig:
         if unknown:
             raise ConfigError(unknown[0], f"unknown field of {cls.__name__}; valid: {', '.join(sorted(known))}")
         return cls(**{**cls.PRESETS[name], **overrides})
+
+    @classmethod
+    def preset_fields(cls, name: str = "quick") -> dict[str, Any]:
+        """The field values of a preset, coerced but not validated (what ``--help`` shows; validating
+        would check the device and method, which imports torch)."""
+        merged = {f.name: f.default for f in dataclasses.fields(cls)}
+        merged.update(cls.PRESETS[name])
+        return {f.name: cls._coerce(f.name, merged[f.name], spec) for f, spec in field_options(cls)}
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated again)."""

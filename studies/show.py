@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from studies.commands import REGISTRY, load
+from studies.registry import REGISTRY, load
 from studies.storage import StorageError, open_dataset
 
 __all__ = ["add_arguments", "describe", "main"]

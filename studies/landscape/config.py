@@ -7,8 +7,8 @@ import dataclasses
 import math
 from typing import Any, ClassVar, Literal
 
-from studies.commands import Study
 from studies.config import ConfigError, StudyConfig, param
+from studies.protocol import Study
 
 __all__ = ["STUDY", "Config", "FILENAME"]
 

@@ -12,8 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from studies.commands import Action, Task, non_negative_int, positive_int
 from studies.config import ConfigError, StudyConfig, param
+from studies.protocol import Action, Task, non_negative_int, positive_int
 from studies.rundir import CONFIG_NAME as _RUN_CONFIG
 from studies.rundir import changed_fields, config_path, read_config
 

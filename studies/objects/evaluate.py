@@ -36,12 +36,12 @@ from tqdm import tqdm
 from kuramoto.checks import check_int, is_int
 from networks.models import ObjectAKOrN, ObjectViT
 from studies import storage
-from studies.commands import Outcome
 from studies.objects.config import Config, check_run_config, eval_path, run_dir
 from studies.objects.data import load_scenes
 from studies.objects.metrics import cluster_features, fg_ari, mbo, summarize, uptile
 from studies.objects.models import MODEL_NAMES, build_model  # noqa: F401 (MODEL_NAMES: re-exported)
 from studies.objects.scenes import SceneData
+from studies.protocol import Outcome
 from studies.rundir import CHECKPOINT_NAME
 from studies.training import load_model_weights, seed_everything
 

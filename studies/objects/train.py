@@ -23,7 +23,6 @@ import xarray as xr
 from torch import nn
 
 from kuramoto.checks import is_real
-from studies.commands import Outcome
 from studies.objects.augment import SimCLRAugment
 from studies.objects.config import Config, check_run_config, run_dir
 from studies.objects.data import load_scenes
@@ -32,6 +31,7 @@ from studies.objects.metrics import fg_ari, mbo
 from studies.objects.models import build_model
 from studies.objects.plots import plot_training
 from studies.objects.scenes import SceneData
+from studies.protocol import Outcome
 from studies.rundir import CONFIG_NAME, write_config
 from studies.training import TrainConfig, Trainer, seed_everything
 

@@ -10,8 +10,8 @@ import dataclasses
 import math
 from typing import Any, ClassVar, Literal
 
-from studies.commands import Action, Task
 from studies.config import ConfigError, StudyConfig, param
+from studies.protocol import Action, Task
 
 __all__ = ["ATTACK_NAMES", "CORRUPTION_NAMES", "DEFAULT_OUT", "FILENAME", "MODELS", "PAPER_REFERENCE", "RESUMABLE",
            "TASK", "RobustnessEvalConfig", "RobustnessTrainConfig", "RunError"]

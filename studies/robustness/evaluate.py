@@ -49,8 +49,8 @@ import xarray as xr
 from tqdm import tqdm
 
 from studies.cache import cache_key, read_arrays, write_arrays
-from studies.commands import Outcome
 from studies.config import ConfigError
+from studies.protocol import Outcome
 from studies.robustness.attacks import autoattack, fgsm, pgd_linf, random_sign_noise
 from studies.robustness.config import (
     _PARTS_DIR,

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kuramoto.checks import is_int
-from studies.commands import Outcome
 from studies.config import ConfigError
+from studies.protocol import Outcome
 from studies.robustness.config import (
     DEFAULT_OUT,
     RESUMABLE,

@@ -11,8 +11,8 @@ import dataclasses
 import math
 from typing import Any, ClassVar, Literal
 
-from studies.commands import Action, Task, positive_float, positive_int
 from studies.config import ConfigError, StudyConfig, param
+from studies.protocol import Action, Task, positive_float, positive_int
 
 __all__ = []
 

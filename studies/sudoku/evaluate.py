@@ -47,7 +47,7 @@ from tqdm import tqdm
 from kuramoto.checks import check_choice, check_positive
 from networks.layer import KuramotoLayer
 from studies.cache import read_arrays, write_arrays
-from studies.commands import Outcome
+from studies.protocol import Outcome
 from studies.storage import result_attrs, write_dataset
 from studies.sudoku.config import METRICS_NAME, MODELS, SCORES, SPLITS, EvalSettings
 from studies.sudoku.dataset import SudokuData

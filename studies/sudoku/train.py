@@ -38,8 +38,8 @@ from torch import nn
 from tqdm import tqdm
 
 from kuramoto.checks import check_int, check_positive
-from studies.commands import Outcome
 from studies.config import ConfigError
+from studies.protocol import Outcome
 from studies.rundir import prepare_run, read_config
 from studies.sudoku.config import METRICS_NAME, RESUMABLE, TrainSettings
 from studies.sudoku.dataset import SudokuData

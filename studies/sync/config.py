@@ -12,8 +12,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from studies.commands import Study
 from studies.config import ConfigError, StudyConfig, param
+from studies.protocol import Study
 
 __all__ = ["FILENAME", "MAX_ROTATION_PER_STEP", "ROTATION_EXACT", "STUDY", "Config"]
 
