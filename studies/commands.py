@@ -214,8 +214,7 @@ def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
 
 
 def _train(task: Task, config: Any, args: argparse.Namespace) -> Outcome:
-    # torch-free --help: the trainer (and torch) load only once a command runs
-    from studies.training.distributed import cleanup_distributed, is_main_process
+    from studies.training.distributed import cleanup_distributed, is_main_process  # torch-free --help: torch loads here
 
     try:
         outcome = load(task.train.entry)(config, args)

@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from kuramoto.checks import is_int, is_real
+from studies.robustness.metrics import ensemble_predict
 
 __all__ = [
     "ATTACKS",
@@ -380,8 +381,6 @@ def robust_accuracy(model: torch.nn.Module, data: Any, attack: str | Callable[..
     Returns:
         Robust accuracy in [0, 1].
     """
-    from .metrics import ensemble_predict
-
     _check_model(model)
     if isinstance(attack, str):
         if attack not in ATTACKS:
