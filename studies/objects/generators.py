@@ -1,4 +1,6 @@
-"""x"""
+"""Seeded vectorised generators of multi-object scenes (:func:`shapes`, the official toy recipe;
+look-alikes of Tetrominoes and multi-dSprites) and :func:`make_scenes`, their on-disk cache.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""x"""
+"""Loaders of the published object-discovery sets: the official converter's ``.npz`` files or raw
+DeepMind ``multi_object_datasets`` arrays (Tetrominoes, multi-dSprites, CLEVR) and the CLEVRTex PNGs.
+"""
 
 from __future__ import annotations
 

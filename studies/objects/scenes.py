@@ -1,4 +1,6 @@
-"""x"""
+"""The scene container of the object-discovery study (:class:`SceneData`: images, instance masks,
+name) and its torch ``Dataset`` (:class:`SceneDataset`), with the rendering helpers the generators share.
+"""
 
 from __future__ import annotations
 
