@@ -80,7 +80,10 @@ and its rotating stationary state ``z = r e^{iΩt}`` gives, from the real and im
 
 Identical oscillators lock completely (``r = 1``) at ``Ω = ω0 − K sin α``. With ``|α| ≥ π/2``
 there is no synchronised state. With noise and lag together only K_c is given here,
-``2(Δ + D)/cos α`` (linear stability), not r(K).
+``2(Δ + D)/cos α`` (linear stability), not r(K): the residue argument above still applies (in the
+frame of the locked group ``z_k = e^{−ikα} w_k`` with ``w_k`` the lag-free moments) and gives
+``r e^{iα} = I_{1+ν}(K r/D) / I_ν(K r/D)`` with the complex order ``ν = (Δ − i(ω0 − Ω))/D``, two
+real equations for r and Ω that are not solved here.
 
 Widths follow the package convention: Lorentzian half-width, Gaussian standard deviation,
 uniform half-width; ``width = 0`` means identical oscillators (every distribution).
@@ -253,7 +256,8 @@ def critical_coupling(dist: str, width: float, *, noise: float = 0.0, lag: float
     dist, width, noise, lag, n = _model(dist, width, noise, lag, n)
     kc = _kc(dist, width, noise, lag, n)
     if not math.isfinite(kc):
-        raise ValueError(f"width: K_c for width={width!r}, noise={noise!r} exceeds the float64 range")
+        name = "width" if width >= noise else "noise"
+        raise ValueError(f"{name}: K_c for width={width!r}, noise={noise!r}, lag={lag!r} exceeds the float64 range")
     return kc
 
 

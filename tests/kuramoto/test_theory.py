@@ -364,6 +364,7 @@ def test_lag_sign_convention_in_a_finite_population():
     (lambda: theory.order_parameter(1.0, "gaussian", math.nan), "width"),
     (lambda: theory.critical_coupling("uniform", math.inf), "width"),
     (lambda: theory.critical_coupling("uniform", 1.7e308), "width"),   # K_c = 4w/π overflows
+    (lambda: theory.critical_coupling("lorentzian", 1.0, noise=1.7e308), "noise"),
     (lambda: theory.order_parameter(-1.0), "K"),
     (lambda: theory.order_parameter([1.0, math.nan]), "K"),
     (lambda: theory.order_parameter(math.inf), "K"),
