@@ -17,7 +17,10 @@ MAX_FUNCTION_LINES = 80
 #: The comment that allows an in-function import of the project: the module must load without torch.
 TORCH_FREE = "torch-free"
 #: Long functions in another branch's files, to be split there (remove an entry once it is).
-KNOWN_LONG = {"integrators/solve.py::solve", "integrators/ambient.py::solve_torchdiffeq"}
+KNOWN_LONG = {"integrators/solve.py::solve", "integrators/ambient.py::solve_torchdiffeq",
+              "networks/official.py::convert_state_dict"}
+#: Long files in another branch's files, to be split there.
+KNOWN_LONG_FILES = {"kuramoto/theory.py"}
 #: In-function imports in another branch's files (a lazy import each), to be moved there.
 KNOWN_IN_FUNCTION = {"kuramoto/observables.py", "integrators/compiled.py"}
 #: Modules that import other project modules by name at run time (``importlib``): the command line
@@ -132,6 +135,8 @@ def test_no_in_function_import_of_the_project_unless_commented_torch_free():
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_source_files_are_short(module):
     lines = len(MODULES[module].read_text().splitlines())
+    if MODULES[module].relative_to(REPO).as_posix() in KNOWN_LONG_FILES:
+        pytest.skip(f"{module}: {lines} lines, in another branch's files (KNOWN_LONG_FILES)")
     assert lines <= MAX_FILE_LINES, f"{MODULES[module].relative_to(REPO)}: {lines} lines (at most {MAX_FILE_LINES})"
 
 

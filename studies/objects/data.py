@@ -31,16 +31,8 @@ The pieces live in :mod:`~studies.objects.scenes` (:class:`SceneData`, the torch
 from __future__ import annotations
 
 from studies.objects.config import Config
-from studies.objects.generators import (
-    GENERATORS,
-    dsprites,
-    make_scenes,
-    shape_templates,
-    shapes,
-    sprite_bank,
-    tetromino_orientations,
-    tetrominoes,
-)
+from studies.objects.generators import (GENERATORS, dsprites, make_scenes, shape_templates, shapes, sprite_bank,
+                                        tetromino_orientations, tetrominoes)
 from studies.objects.loaders import load_arrays, load_clevr, load_clevrtex, load_multi_dsprites, load_tetrominoes
 from studies.objects.scenes import GENERATOR_VERSION, SceneData, SceneDataset, count_objects
 
