@@ -1,4 +1,4 @@
-"""Training of the Sudoku models (``akorn sudoku train``): settings, presets, data, loss and the run loop.
+"""Training of the Sudoku models (``akorn sudoku train``): data, loss, validation and the run loop.
 
 One run trains one model (``akorn``, ``itrsa`` or ``transformer``) into its own directory::
 
@@ -19,7 +19,7 @@ boards, width 512, Adam
 with lr 1e-3 (AKOrN) or 5e-4 (ItrSA, Transformer), batch 100, 100 epochs, gradient-norm clip
 1, EMA 0.995 updated every 10 steps after 100, cross-entropy over all cells (givens
 included). The ``quick`` and ``cpu`` presets keep the recipe and shrink the board or width;
-see :data:`PRESETS` for what each changes and why.
+see :data:`studies.sudoku.config.PRESETS` for what each changes and why.
 """
 
 from __future__ import annotations
