@@ -8,27 +8,11 @@
   :class:`ConvNet`.
 """
 
-from .blocks import (
-    FF,
-    BNReLUConv2d,
-    LayerNormForImage,
-    PositionalEmbedding2d,
-    ReadOut,
-    ResBlock,
-    RGBNormalize,
-    ScaleAndBias,
-    sinusoidal_embedding_2d,
-)
+from .blocks import (FF, BNReLUConv2d, LayerNormForImage, PositionalEmbedding2d, ReadOut, ResBlock, RGBNormalize,
+                     ScaleAndBias, sinusoidal_embedding_2d)
 from .layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state
-from .models import (
-    AKOrNClassifier,
-    ConvNet,
-    IteratedSelfAttention,
-    ObjectAKOrN,
-    ObjectViT,
-    SudokuAKOrN,
-    SudokuTransformer,
-)
+from .models import (AKOrNClassifier, ConvNet, IteratedSelfAttention, ObjectAKOrN, ObjectViT, SudokuAKOrN,
+                     SudokuTransformer)
 from .official import OfficialCheckpointError, convert_state_dict, load_official, read_official
 
 __all__ = [

@@ -10,7 +10,6 @@ result, or is truncated or corrupt, gets a clear error and is never modified.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -21,6 +20,9 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from studies.registry import REGISTRY, load
+from studies.storage import StorageError, open_dataset
 
 __all__ = ["add_arguments", "describe", "main"]
 
@@ -99,13 +101,13 @@ def describe(ds: xr.Dataset, path: str | os.PathLike | None = None) -> str:
 
 
 def _study_module(study: str) -> Any:
-    from studies.cli import REGISTRY
-
+    """The module with ``plot`` and ``summarize`` of a study's results, or ``None``."""
     entry = REGISTRY.get(study)
     if entry is None or ":" in entry.target:
         return None
-    module = importlib.import_module(entry.target)
-    return module if hasattr(module, "plot") else None
+    spec = load(entry.target)
+    described = getattr(spec, "STUDY", None) or getattr(spec, "TASK", None)
+    return None if described is None else load(described.plots)
 
 
 def _open(path: Path) -> None:
@@ -118,8 +120,6 @@ def _open(path: Path) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run ``akorn show`` with parsed arguments; returns the exit status (1 for a bad file)."""
-    from studies.storage import StorageError, open_dataset
-
     path = Path(args.file)
     try:
         ds = open_dataset(path, combine_complex=True)

@@ -13,11 +13,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from kuramoto.couplings.image import Attention, Conv
-from kuramoto.frequencies import RotationPairs
-
+from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import FF, ReadOut, ResBlock, _normalize_groups, _positive_int
-from ..layer import KuramotoLayer
 from ..layer import initial_state as layer_initial_state
 
 __all__ = ["SudokuAKOrN", "board_digits", "check_box_shape"]
@@ -143,23 +140,19 @@ class SudokuAKOrN(nn.Module):
         _positive_int(n, "n", minimum=2)
         if width % n:
             raise ValueError(f"width: must be a multiple of n={n}, got {width}")
-        if coupling not in ("attn", "conv"):
-            raise ValueError(f"coupling: expected 'attn' or 'conv', got {coupling!r}")
+        check_coupling_name(coupling)
         if omega is not None and n % 2:
             raise ValueError(f"omega: the rotation Ω needs an even n, got n={n}; pass omega=None")
         self.width, self.n, self.depth, self.steps = width, n, depth, steps
         self.embed = nn.Embedding(s + 1, width)
         self.layers = nn.ModuleList()
         self.readouts = nn.ModuleList()
+        options = {"kernel_size": kernel_size, "heads": heads, "gta": gta, "grid": (s, s) if gta else None}
         for _ in range(depth):
-            if coupling == "attn":
-                J: nn.Module = Attention(width, n, heads=heads, gta=gta, grid=(s, s) if gta else None)
-            else:
-                J = Conv(width, n, kernel_size)
-            om = None if omega is None else RotationPairs(n, None if global_omega else width // n, spatial_dims=2,
-                                                          init_omega=float(omega), learnable=learn_omega)
-            self.layers.append(KuramotoLayer(J, n, width, omega=om, stimulus_norm="none", steps=steps, gamma=gamma,
-                                             learn_gamma=learn_gamma, gamma_max=gamma_max, method=method))
+            self.layers.append(kuramoto_block(coupling, width, n, omega=omega, learn_omega=learn_omega,
+                                              global_omega=global_omega, coupling_options=options, stimulus_norm="none",
+                                              steps=steps, gamma=gamma, learn_gamma=learn_gamma, gamma_max=gamma_max,
+                                              method=method))
             tail: list[nn.Module] = [ReadOut(width, width, group=n, kernel_size=1)]
             if nl:
                 tail += [ResBlock(FF(width, width, hidden=width, kernel_size=1, norm="none")), nn.ReLU(),

@@ -83,7 +83,7 @@ def test_pattern_coupling_equals_dense_blocks():
     J = torch.einsum("pia,pjb->ijab", xi, xi) / 10
     J[torch.arange(10), torch.arange(10)] = 0.0
     dense = ku.Dense(J)
-    fast = landscape._pattern_coupling_cls()(xi)
+    fast = landscape.PatternCoupling(xi)
     x = ku.random_states(4, 10, n=3, generator=g, dtype=torch.float64)
     torch.testing.assert_close(fast(x), dense(x))
     assert dense.is_symmetric(atol=1e-14)

@@ -13,6 +13,7 @@ pytest.importorskip("integrators")
 
 from studies import storage, sync  # noqa: E402
 from studies.config import ConfigError  # noqa: E402
+from studies.sync import model as sync_model  # noqa: E402
 
 
 def test_quick_preset_is_the_documented_default():
@@ -150,7 +151,7 @@ def test_n3_frequencies_rotate_about_random_axes():
 def test_sparse_graphs(graph, N, degree):
     config = sync.Config(N=(N,), graph=graph, degree=6 if graph != "erdos_renyi" else 8, k_num=2, k_max=8.0,
                          seeds=1, t_transient=5.0, t_average=5.0)
-    edges, mean_degree = sync._graph_edges(config, N, 0)
+    edges, mean_degree = sync_model.graph_edges(config, N, 0)
     assert mean_degree == pytest.approx(degree)
     assert (edges[0] != edges[1]).all()  # no self-loops
     pairs = set(map(tuple, edges.T.tolist()))
