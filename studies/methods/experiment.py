@@ -153,8 +153,10 @@ def order_note(h: np.ndarray, error: np.ndarray, *, adaptive: bool, floor: float
         return f"fitted over {used} of {error.size} step sizes with {window}"
     reasons = [f"{int(bad.sum())} failed or skipped (see status)"] if bad.any() else []
     if above.any():
+        left = " (errors above 2, the largest distance between unit vectors: the state left the spheres)" \
+            if (error[above] > 2).any() else ""
         reasons.append(f"{int(above.sum())} at or above {ceiling:g}: the steps are too coarse for the method to "
-                       f"reach its asymptotic rate; smaller steps (more --levels, smaller --h-max) reach it")
+                       f"reach its asymptotic rate{left}; smaller steps (more --levels, smaller --h-max) reach it")
     if below.any():
         reasons.append(f"{int(below.sum())} at or below {floor:g}: round-off")
     return (f"not fitted (NaN): {used} of {error.size} step sizes have {window}, two are needed; "

@@ -138,3 +138,10 @@ def test_an_earlier_integrators_file_is_read_in_the_current_layout(results, tmp_
     assert "solver" in ds.dims and "method" not in ds.dims
     assert "euler_normalized" in methods.summarize(old)
     assert methods.plot(old, tmp_path / "old.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_order_note_says_when_the_state_left_the_spheres():
+    h = np.array([0.5, 0.25, 0.125])
+    note = methods.order_note(h, np.array([160.0, 34.0, 6.4]), adaptive=False, floor=1e-10)
+    assert "too coarse" in note and "left the spheres" in note
+    assert "left the spheres" not in methods.order_note(h, np.array([1.9, 0.9, 0.4]), adaptive=False, floor=1e-10)
