@@ -80,12 +80,14 @@ def describe(ds: xr.Dataset, path: str | os.PathLike | None = None) -> str:
     lines.append("dimensions: " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
     name_w = max([len(str(n)) for n in ds.variables] + [4])
     dims_w = max([len("(" + ", ".join(map(str, v.dims)) + ")") for v in ds.variables.values()] + [4])
+    units_w = max([len(str(v.attrs.get("units", ""))) + 2 for v in ds.variables.values()] + [3])
 
     def row(name: Any, var: xr.DataArray) -> str:
         dims = "(" + ", ".join(map(str, var.dims)) + ")"
         units = var.attrs.get("units")
         return (f"  {str(name):<{name_w}} {dims:<{dims_w}} {str(var.dtype):<8} "
-                f"{('[' + units + ']') if units else '':<6} {var.attrs.get('long_name', '')}: {_fmt_values(var)}")
+                f"{('[' + units + ']') if units else '':<{units_w}} {var.attrs.get('long_name', '')}: "
+                f"{_fmt_values(var)}")
 
     lines.append("coordinates:")
     lines += [row(n, ds[n]) for n in ds.coords]
@@ -97,6 +99,8 @@ def describe(ds: xr.Dataset, path: str | os.PathLike | None = None) -> str:
             lines.append("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
         except json.JSONDecodeError:
             lines.append(f"config (unparsed): {ds.attrs['config']}")
+    if "units_convention" in ds.attrs:
+        lines.append(f"units: {ds.attrs['units_convention']}")
     prov = [f"{k}={ds.attrs[k]}" for k in _PROVENANCE_KEYS if k in ds.attrs]
     if prov:
         lines.append("provenance: " + ", ".join(prov))

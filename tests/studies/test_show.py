@@ -46,5 +46,6 @@ def test_show_reads_an_earlier_layout_and_says_so(old_integrators_file, capsys):
     out = capsys.readouterr().out
     assert "read dimension 'method' as 'solver'" in out
     assert "dimensions: solver=2" in out and "euler_normalized" in out
+    assert "units: 'model_time_unit' is the unit of time the equations are written in" in out
     # the file is read, never rewritten
     assert "method" in storage.open_dataset(old_integrators_file).dims
