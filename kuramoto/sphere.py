@@ -103,7 +103,16 @@ def component_major(x: torch.Tensor) -> torch.Tensor:
     _check_tensor(x, "x", min_dim=2)
     if x.mT.is_contiguous():
         return x
-    return x.mT.contiguous().mT
+    *lead, N, n = x.shape
+    strides = [0] * x.dim()
+    size = 1
+    for d in reversed(range(x.dim() - 2)):
+        strides[d] = size * N * n
+        size *= x.shape[d]
+    strides[-2:] = [1, N]
+    # a fresh tensor rather than a transposed view: views of graph outputs make torch.compile
+    # (and autograd) keep their bases around
+    return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
 
 
 def project(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,9 @@ class AbstractCoupling(nn.Module):
 
     state_dims: int = 2
     linear: bool = True
+    any_layout: bool = False
+    """Whether ``forward`` is written for states in any memory order (no ``view`` of the state):
+    :func:`integrators.solve` then steps the state component-major."""
 
     def check_input(self, x: torch.Tensor, name: str = "x") -> None:
         """Cheap checks (no device sync): type, rank, and dtype/device against the parameters."""
@@ -62,17 +65,19 @@ class AbstractCoupling(nn.Module):
         """Whether ``J_ij = J_jiᵀ`` (the energy is then a Lyapunov function for Ω = 0)."""
         raise NotImplementedError(f"{type(self).__name__} does not report symmetry")
 
-    def lipschitz_bound(self) -> float:
-        """An upper bound ``L`` of the operator's norm, ``max_i |(J x)_i| ≤ L · max_j |x_j|``.
+    def lipschitz_constant(self) -> float:
+        """The operator's norm ``L = ‖J‖₂`` on the stacked state (``|(J x) − (J y)| ≤ L |x − y|``),
+        the rate scale of the coupling.
 
-        :func:`integrators.solve` compares ``h · L`` with a fixed-step method's stability limit
-        (a stiff coupling would otherwise be stepped silently wrong by the methods that stay on
-        the sphere). One device sync; called once per solve, never inside a step.
+        :func:`integrators.solve` compares ``h · L`` with a fixed-step method's stability limit on
+        the real axis: a stiff coupling would otherwise be stepped silently wrong by the methods
+        that stay on the sphere (they cannot blow up). One device sync; called once per solve,
+        never inside a step.
 
         Raises:
-            NotImplementedError: the coupling gives no bound (the stiffness guard is then skipped).
+            NotImplementedError: the coupling gives no constant (the stiffness guard is then skipped).
         """
-        raise NotImplementedError(f"{type(self).__name__} gives no Lipschitz bound")
+        raise NotImplementedError(f"{type(self).__name__} gives no Lipschitz constant")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError

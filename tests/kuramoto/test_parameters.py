@@ -55,7 +55,7 @@ def test_scale_on_dense_and_sparse_is_a_batched_strength(kind: str) -> None:
     scaled.check_input(x)
     torch.testing.assert_close(scaled(x), scale.view(3, 1, 1) * plain(x), rtol=0, atol=1e-14)
     assert "scale" in dict(scaled.named_buffers())
-    assert scaled.lipschitz_bound() == pytest.approx(2.0 * plain.lipschitz_bound())
+    assert scaled.lipschitz_constant() == pytest.approx(2.0 * plain.lipschitz_constant())
 
 
 def test_strengths_are_buffers_that_follow_the_state_dtype() -> None:
@@ -174,18 +174,24 @@ def test_check_state_accepts_what_random_states_produces(dtype) -> None:
     assert not ku.check_state((1.1 * x.float()).to(dtype))[0]
 
 
-def test_lipschitz_bounds() -> None:
+@pytest.mark.parametrize("blocks", [False, True])
+def test_lipschitz_constants_are_operator_norms(blocks: bool) -> None:
     g = torch.Generator().manual_seed(4)
-    assert ku.MeanField(torch.tensor([[[-3.0]], [[2.0]]])).lipschitz_bound() == 3.0
-    J = torch.randn(7, 7, generator=g, dtype=torch.float64)
-    bound = ku.Dense(J).lipschitz_bound()
-    assert bound == pytest.approx(float(J.abs().sum(1).max()))
-    # a valid bound: max_i |(J x)_i| <= L max_j |x_j| for unit vectors
-    x = ku.random_states(100, 7, n=3, generator=g, dtype=torch.float64)
-    assert float(ku.Dense(J)(x).norm(dim=-1).max()) <= bound + 1e-12
-    blocks = torch.randn(4, 4, 2, 2, generator=g, dtype=torch.float64)
-    xb = ku.random_states(200, 4, n=2, generator=g, dtype=torch.float64)
-    assert float(ku.Dense(blocks)(xb).abs().max()) <= ku.Dense(blocks).lipschitz_bound() + 1e-12
+    assert ku.MeanField(torch.tensor([[[-3.0]], [[2.0]]])).lipschitz_constant() == 3.0
+    N, n = 40, 2
+    J = torch.randn(N, N, n, n, generator=g, dtype=torch.float64) if blocks else \
+        torch.randn(N, N, generator=g, dtype=torch.float64)
+    big = J.permute(0, 2, 1, 3).reshape(N * n, N * n) if blocks else J
+    exact = float(torch.linalg.matrix_norm(big, ord=2))
+    assert ku.Dense(J).lipschitz_constant() == pytest.approx(exact, rel=0.05)
+    assert ku.Dense(J).lipschitz_constant() <= exact * (1 + 1e-12)
+    if not blocks:
+        idx = J.nonzero().T
+        sparse = ku.Sparse(torch.stack([idx[1], idx[0]]), J[idx[0], idx[1]], num_nodes=N)
+        assert sparse.lipschitz_constant() == pytest.approx(exact, rel=0.05)
+    # the mean field's constant is the norm of its matrix (K/N) 1 1^T
+    mf = float(torch.linalg.matrix_norm(torch.full((N, N), 2.5 / N, dtype=torch.float64), ord=2))
+    assert ku.MeanField(2.5).lipschitz_constant() == pytest.approx(mf)
 
 
 @pytest.mark.parametrize("coupling", ["mean", "dense", "sparse"])
