@@ -59,7 +59,7 @@ class Dopri5Normalized(AbstractEmbeddedRK):
             raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
         self.max_steps = max_steps
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> torch.Tensor:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> torch.Tensor:
         return field(t0, x0)
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
