@@ -23,6 +23,9 @@ class AbstractEmbeddedRK(AbstractSolver):
     adaptive = True
     native = True
     uses_tolerances = True
+    rotating_frame: bool = False
+    """Whether the method steps the coupling term in the frame rotating with Ω (its cache is
+    then ``field.coupling_term``, and the first step is sized by it)."""
     controller: PIController
     max_steps: int
 

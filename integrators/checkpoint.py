@@ -276,4 +276,17 @@ def checkpointed_solve(solver: AbstractSolver, grad_solver: AbstractSolver, fiel
     inputs = differentiable_inputs(field)
     segment = spec.segment_length(len(grid), grad_solver.stages)
     plan = _Plan(solver, grad_solver, field, grid, outputs, segment, spec.snapshots, inputs)
+    # One step with a graph, to find now (not in backward) a tensor that requires grad and
+    # reaches the field other than through its attributes.
+    with torch.enable_grad():
+        probe_in = x0.detach().requires_grad_()
+        probe = plan.advance(grad_solver, probe_in, 0, 1)
+        if probe.requires_grad:
+            _check_graph([probe], inputs, probe_in)
+    plan.checked = True
+    if not inputs and not x0.requires_grad:  # nothing to differentiate: a plain forward
+        states: list[torch.Tensor] = []
+        with torch.no_grad():
+            plan.advance(solver, x0, 0, len(grid), lambda k, x: states.append(x) if k in plan.out_pos else None)
+        return tuple(states)
     return _Checkpointed.apply(plan, x0, *inputs)

@@ -149,6 +149,7 @@ class LawsonDopri5(AbstractEmbeddedRK):
     stays_on_sphere = True
     stages = 6
     exact_rotation = True
+    rotating_frame = True
     tableau = DOPRI5
 
     def __init__(self, *, safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2, beta: float = 0.04,

@@ -112,19 +112,16 @@ class Recorder:
         self.last = x
         self._advance(1)
 
-    def record_chunk(self, xs: torch.Tensor | None, obs: dict[str, torch.Tensor], sums: torch.Tensor,
-                     last: torch.Tensor, count: int) -> None:
-        """Record the first ``count`` outputs of a chunk computed in one call (``xs``: ``[k, ...]``,
-        ``obs[name]``: ``[k, ...]``, ``sums``: ``[k]``); ``last`` is the state at the last of them."""
-        k = sums.shape[0]
-        cut = (lambda v: v) if count == k else (lambda v: v[:count])
-        self.pending.append(cut(sums))
-        if self.save_states and xs is not None:
-            self.xs.append(cut(xs))
+    def record_computed(self, x: torch.Tensor, obs: dict[str, torch.Tensor], total: torch.Tensor) -> None:
+        """Record an output whose observations ``obs`` and sum ``total`` were computed already
+        (in a compiled program)."""
+        self.pending.append(total.reshape(1))
+        if self.save_states:
+            self.xs.append(x.unsqueeze(0))
         for name in self.observe:
-            self.obs[name].append(cut(obs[name]))
-        self.last = last
-        self._advance(count)
+            self.obs[name].append(obs[name].unsqueeze(0))
+        self.last = x
+        self._advance(1)
 
     def _advance(self, count: int) -> None:
         self.count += count

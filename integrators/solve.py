@@ -225,23 +225,28 @@ def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Reco
 
 def _solve_compiled(solver: Compiled, field: Any, x0: torch.Tensor, rec: Recorder, grid: _Grid,
                     progress: _Progress | None) -> None:
-    """A uniform grid as calls of the compiled solve program, ``k`` outputs per call (``k`` the
-    largest divisor of the output count within the program's chunk size, so no call is partial)."""
+    """A uniform grid as calls of the compiled solve program (one step and the observables per
+    call), with the step cache built once and the times passed as tensors."""
     t_list = rec.t_list
-    outs = len(t_list) - 1
-    m = grid.counts[0] * solver.fuse
-    hi = torch.tensor(grid.uniform / solver.fuse, dtype=torch.float64, device=x0.device)
+    m, fuse = grid.counts[0], solver.fuse
+    hi_value = grid.uniform / fuse
+    device = x0.device
+    hi = torch.tensor(hi_value, dtype=torch.float64, device=device)
     cache = solver.inner.init(field, t_list[0], x0, dt=hi)
-    limit = solver.chunk_size(m, x0)
-    k = max(d for d in range(1, min(limit, outs) + 1) if outs % d == 0)
-    x = x0
-    for i in range(0, outs, k):
-        t0 = torch.tensor(t_list[i], dtype=torch.float64, device=x0.device)
-        x, xs, obs, sums = solver.run(field, t0, hi, x, cache, rec.observe, m, k, rec.save_states)
-        rec.record_chunk(xs, obs, sums, x, k)
-        _update_stats(rec, solver, (i + k) * m)
+    program = solver.program()
+    # an autonomous field ignores t: one time tensor serves every call
+    fixed_t = torch.tensor(t_list[0], dtype=torch.float64, device=device) if getattr(field, "autonomous", False) \
+        else None
+    x, observe = x0, rec.observe
+    for i, a in enumerate(t_list[:-1]):
+        for j in range(m):
+            t = fixed_t if fixed_t is not None else \
+                torch.tensor(a + j * fuse * hi_value, dtype=torch.float64, device=device)
+            x, obs, total = program(solver.inner, fuse, field, t, hi, x, cache, observe)
+        rec.record_computed(x, obs, total)
+        _update_stats(rec, solver, (i + 1) * m * fuse)
         if progress is not None:
-            progress.update(t_list[i + k])
+            progress.update(t_list[i + 1])
 
 
 def _solve_adaptive(solver: AbstractEmbeddedRK, field: Any, x0: torch.Tensor, rec: Recorder, dt: float | None,
@@ -259,7 +264,10 @@ def _solve_adaptive(solver: AbstractEmbeddedRK, field: Any, x0: torch.Tensor, re
     if len(t_list) == 1:
         return
     if dt is None:
-        h = controller.initial_step(field, t, x0, cache, solver.order - 1, rtol, atol, direction)
+        # a method in the rotating frame steps the coupling term: size the first step by it
+        inner, _ = _inner(solver)
+        rhs = field.coupling_term if getattr(inner, "rotating_frame", False) else field
+        h = controller.initial_step(rhs, t, x0, cache, solver.order - 1, rtol, atol, direction)
         stats["nfe"] += 1
     else:
         h = direction * min(dt, controller.max_step)
@@ -476,7 +484,7 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
             solve_reference(solver, field, x0, rec, bar)
         elif isinstance(solver, TORCHDIFFEQ_FAMILIES):
             solve_torchdiffeq(solver, field, x0, rec, dt, rtol, atol, bool(adjoint), bar, eps, drift_tol)
-        elif isinstance(solver, AbstractEmbeddedRK):
+        elif isinstance(solver, AbstractEmbeddedRK) or (isinstance(solver, Compiled) and solver.adaptive):
             _solve_adaptive(solver, field, _stepping_layout(field, x0), rec, dt, rtol, atol, bool(adjoint), bar)
         elif not solver.adaptive:
             spec = adjoint_spec if isinstance(adjoint_spec, RecursiveCheckpoint) else None

@@ -66,6 +66,11 @@ class KuramotoField(nn.Module):
         return self.coupling.state_dims
 
     @property
+    def autonomous(self) -> bool:
+        """The field does not depend on ``t`` (a compiled solve then passes one time tensor)."""
+        return True
+
+    @property
     def preserves_norm(self) -> bool:
         """Whether every ``|x_i|`` is a first integral of ``dx/dt = f(t, x)`` (true with the tangent
         projection): an ambient solver's drift of ``|x_i|`` is then its own error."""

@@ -305,3 +305,29 @@ def test_device_follows_the_input(method: str, device: str) -> None:
         sol = solve(field, x0, [0.0, 0.5], method, **kw)
     assert sol.xs.device == x0.device and sol.xs.dtype == torch.float32
     assert sol.ts.device == x0.device
+
+
+def test_lawson_dopri5_without_frequencies_is_dopri5_normalized() -> None:
+    field, x0 = kuramoto_problem(4, N=6, seed=80)
+    field.omega = None
+    with torch.no_grad():
+        a = solve(field, x0, [0.0, 0.7, 1.5], "lawson_dopri5", rtol=1e-7, atol=1e-9)
+        b = solve(field, x0, [0.0, 0.7, 1.5], "dopri5_normalized", rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(a.xs, b.xs, rtol=0, atol=1e-14)
+    assert a.stats == b.stats
+
+
+def test_lawson_dopri5_steps_at_the_pace_of_the_coupling() -> None:
+    """Natural frequencies |ω| in [200, 600]: error control on the unit vectors must resolve every
+    turn, error control in the rotating frame only the coupling (here the stimulus, which turns
+    at -ω in that frame, keeps it at ~400 steps). Same tolerance, same accuracy against the
+    reference, measured 8× fewer steps."""
+    field, x0 = _stiff_problem()
+    t = [0.0, 0.25, 0.5]
+    ref = reference(field, x0, t, rtol=1e-12, atol=1e-12)
+    with torch.no_grad():
+        lawson = solve(field, x0, t, "lawson_dopri5", rtol=1e-8, atol=1e-10)
+        plain = solve(field, x0, t, "dopri5_normalized", rtol=1e-8, atol=1e-10)
+    for sol in (lawson, plain):
+        assert float((sol.xs - ref).abs().max()) < 1e-6
+    assert lawson.stats["steps"] * 5 < plain.stats["steps"], (lawson.stats, plain.stats)
