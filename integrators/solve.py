@@ -198,9 +198,8 @@ def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Reco
         return
     inner, fuse = _inner(solver)
     if adjoint is not None and torch.is_grad_enabled():
-        outputs = list(np.cumsum([m * fuse for m in grid.counts]))
-        states = checkpointed_solve(inner, inner, field, x0, grid.flat(t_list, fuse), outputs, adjoint)
-        for x, b in zip(states, t_list[1:]):
+        outputs = [int(k) for k in np.cumsum([m * fuse for m in grid.counts])]
+        for x in checkpointed_solve(inner, inner, field, x0, grid.flat(t_list, fuse), outputs, adjoint):
             rec.record(x)
         _update_stats(rec, solver, outputs[-1])
         if progress is not None:
