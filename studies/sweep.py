@@ -104,16 +104,19 @@ class Sweep:
         if self.scheduler is not None:
             self._client = Client(self.scheduler)
             return
+        # No dashboard; the scheduler's HTTP (health) server still starts, on port 8787 unless told
+        # otherwise, which warns (an error under pytest) whenever another cluster holds that port.
+        quiet_http = {"dashboard": False, "dashboard_address": ":0"}
         if self.workers == 0:
             self._cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                                         silence_logs=logging.ERROR)
+                                         silence_logs=logging.ERROR, scheduler_kwargs=quiet_http)
         else:
             n = self.workers if self.workers is not None else max(1, min(os.cpu_count() or 1, num_tasks))
             self.workers = n
             env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                         silence_logs=logging.ERROR, env=env)
+                                         silence_logs=logging.ERROR, env=env, scheduler_kwargs=quiet_http)
         self._client = Client(self._cluster)
 
     def close(self) -> None:

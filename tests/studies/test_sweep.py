@@ -34,6 +34,22 @@ def test_in_process_map_keeps_task_order_and_uses_one_thread():
     assert sweep.map(_work, []) == []
 
 
+def test_a_busy_dashboard_port_does_not_stop_a_sweep():
+    # another cluster (a test running beside this one, a user's notebook) holding Dask's default port
+    # made the scheduler's HTTP server warn, which pytest turns into an error
+    import socket
+
+    with socket.socket() as busy:
+        busy.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            busy.bind(("", 8787))
+        except OSError:
+            pass  # already held by someone else: the condition under test holds anyway
+        busy.listen()
+        with Sweep(workers=0, progress=False) as sweep:
+            assert sweep.map(_fail_on_three, [{"K": 1}, {"K": 2}]) == [1, 2]
+
+
 def test_failing_task_is_named():
     with Sweep(workers=0, progress=False) as sweep, pytest.raises(SweepError, match=r"task 3 of 5 \(K=3\).*K = 3"):
         sweep.map(_fail_on_three, [{"K": k} for k in range(5)])
