@@ -249,14 +249,23 @@ def shell_commands(text: str | None = None) -> list[tuple[Block, list[str]]]:
             for words in _shell_words(b.code)]
 
 
-def block_env(*, passive: bool, base: dict[str, str] | None = None) -> dict[str, str]:
+#: libgomp's own spin count when no wait policy is set: what a plain run got before the toolkit
+#: set a default, and what a user who imports torch first still gets.
+LIBGOMP_DEFAULT_SPINCOUNT = "300000"
+
+
+def block_env(*, passive: bool, spin: bool = False, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a block runs in: ``base`` (default ``os.environ``) without any wait policy
-    (``passive=False``) or with ``OMP_WAIT_POLICY=PASSIVE``, and this checkout first on ``PYTHONPATH``."""
+    (``passive=False``), with ``OMP_WAIT_POLICY=PASSIVE``, or (``spin=True``) with libgomp's
+    default spin count set explicitly, so the toolkit leaves it alone; and this checkout first
+    on ``PYTHONPATH``."""
     env = dict(os.environ if base is None else base)
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
         env.pop(name, None)
     if passive:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
+    if spin:
+        env["GOMP_SPINCOUNT"] = LIBGOMP_DEFAULT_SPINCOUNT
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 
@@ -282,6 +291,9 @@ def run(args: list[str] | None = None) -> dict:
                         help="only the blocks whose names (as printed, e.g. integrators-L104) start with NAME")
     parser.add_argument("--test-sizes", action="store_true",
                         help="apply the blocks' '# test:' markers (the README test's sizes); default: as printed")
+    parser.add_argument("--spin", action="store_true",
+                        help="also run with libgomp's spin-waiting default (GOMP_SPINCOUNT=300000): what a plain "
+                             "run got before the toolkit set a default")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per run (default: 3600)")
     opts = parser.parse_args(args or [])
     if opts.repeats < 1:
@@ -294,28 +306,37 @@ def run(args: list[str] | None = None) -> dict:
         if not todo:
             parser.error(f"--blocks: no block matches {opts.blocks}; blocks: {[b.name for b in python_blocks()]}")
     envs = {"plain": block_env(passive=False), "passive": block_env(passive=True)}
-    print(f"{'block':<34}{'plain wall':>11}{'cpu':>8}{'passive wall':>14}{'cpu':>8}{'ratio wall':>12}{'cpu':>7}")
+    if opts.spin:
+        envs["spin"] = block_env(passive=False, spin=True)
+    spin_head = f"{'spin wall':>11}{'cpu':>8}{'spin/passive':>14}" if opts.spin else ""
+    print(f"{'block':<34}{'plain wall':>11}{'cpu':>8}{'passive wall':>14}{'cpu':>8}{'ratio wall':>12}{'cpu':>7}"
+          + spin_head)
     out: dict = {"repeats": opts.repeats, "sizes": "test" if opts.test_sizes else "as printed",
                  "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as tmp:
         for block in todo:
             path = Path(tmp) / f"{block.name.replace('-', '_')}.py"
             path.write_text(shrink(block.code) if opts.test_sizes else block.code, encoding="utf-8")
-            runs: dict[str, list[dict[str, float]]] = {"plain": [], "passive": []}
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in envs}
             for rep in range(opts.repeats):
-                order = ("plain", "passive") if rep % 2 == 0 else ("passive", "plain")
+                order = list(envs) if rep % 2 == 0 else list(reversed(envs))
                 for name in order:
                     runs[name].append(_timed_run(path, envs[name], opts.timeout))
             med = {name: {k: statistics.median(r[k] for r in rs) for k in ("wall", "cpu")}
                    for name, rs in runs.items()}
             ratio = {k: med["plain"][k] / med["passive"][k] for k in ("wall", "cpu")}
-            print(f"{block.name:<34}{med['plain']['wall']:>11.2f}{med['plain']['cpu']:>8.2f}"
-                  f"{med['passive']['wall']:>14.2f}{med['passive']['cpu']:>8.2f}"
-                  f"{ratio['wall']:>12.2f}{ratio['cpu']:>7.2f}")
-            out[block.name] = {"plain": med["plain"], "passive": med["passive"], "ratio_wall": ratio["wall"],
-                               "ratio_cpu": ratio["cpu"],
+            line = (f"{block.name:<34}{med['plain']['wall']:>11.2f}{med['plain']['cpu']:>8.2f}"
+                    f"{med['passive']['wall']:>14.2f}{med['passive']['cpu']:>8.2f}"
+                    f"{ratio['wall']:>12.2f}{ratio['cpu']:>7.2f}")
+            out[block.name] = {**med, "ratio_wall": ratio["wall"], "ratio_cpu": ratio["cpu"],
                                "runs": {k: [r["wall"] for r in v] for k, v in runs.items()}}
-    worst = max((v["ratio_wall"] for v in out.values() if isinstance(v, dict)), default=float("nan"))
+            if opts.spin:
+                spin_ratio = med["spin"]["wall"] / med["passive"]["wall"]
+                line += f"{med['spin']['wall']:>11.2f}{med['spin']['cpu']:>8.2f}{spin_ratio:>14.2f}"
+                out[block.name]["spin_over_passive_wall"] = spin_ratio
+            print(line)
+    worst = max((v["ratio_wall"] for v in out.values() if isinstance(v, dict) and "ratio_wall" in v),
+                default=float("nan"))
     out["load_after"] = os.getloadavg()[0]
     print(f"worst plain/passive wall ratio: {worst:.2f} (goal: at most 1.5 on a loaded machine); "
           f"1-minute load average {out['load_before']:.1f} before, {out['load_after']:.1f} after "
