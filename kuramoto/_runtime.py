@@ -2,10 +2,11 @@
 
 torch's CPU build runs an operation on more than ~32k elements in parallel on an OpenMP thread
 pool (GNU libgomp on Linux). Between two such operations libgomp's idle threads spin-wait for
-up to 300,000 polls before they sleep. On a machine whose cores are busy with other work that
-spinning competes with the thread that has work to do: on the project's 2-core machine,
-shared with two training jobs, a README example ran 17x slower (a field evaluation 37 ms
-instead of 1-2 ms). ``OMP_WAIT_POLICY=PASSIVE`` makes idle threads sleep at once.
+up to 300,000 polls (a few milliseconds) before they sleep. On a machine whose cores are busy
+with other work that spinning competes with the thread that has work to do: on the project's
+2-core machine, shared with two training jobs, the README's Integrators example took 352 s
+instead of 16 s (``akorn bench readme -- --spin``). ``OMP_WAIT_POLICY=PASSIVE`` makes idle
+threads sleep at once.
 
 libgomp reads ``OMP_WAIT_POLICY`` and ``GOMP_SPINCOUNT`` once, when it is loaded, which is when
 torch is first imported. So importing this module (the first thing :mod:`kuramoto` does):

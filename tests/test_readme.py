@@ -14,6 +14,7 @@ import ast
 import contextlib
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -295,10 +296,35 @@ def test_readme_benchmark_times_a_block_in_both_environments(tmp_path, capsys):
     from studies import bench
 
     name = next(b.name for b in _PY if b.section == "The dynamics core")
-    assert bench.main(["readme", "--out", str(tmp_path), "--", "--repeats", "1", "--test-sizes",
+    assert bench.main(["readme", "--out", str(tmp_path), "--", "--repeats", "1", "--test-sizes", "--spin",
                        "--blocks", name]) == 0
     out = capsys.readouterr().out
     assert name in out and "worst plain/passive wall ratio" in out
     figures = json.loads((tmp_path / "bench.json").read_text())["results"]["readme"][name]
     assert figures["plain"]["wall"] > 0 and figures["passive"]["cpu"] > 0
     assert figures["ratio_wall"] == pytest.approx(figures["plain"]["wall"] / figures["passive"]["wall"])
+    assert figures["spin_over_passive_wall"] == pytest.approx(figures["spin"]["wall"] / figures["passive"]["wall"])
+
+
+def test_meanfield_and_sparse_never_build_an_n_by_n_matrix():
+    # "MeanField(k) in O(N) (never an N×N matrix)", "Sparse ... messages flow source → target, O(edges)":
+    # at this N an N×N float32 matrix would need 360 GB.
+    import torch
+
+    import kuramoto as ku
+
+    N = 300_000
+    x = ku.random_states(N, n=2, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(ku.MeanField(2.0)(x), (2.0 * x.mean(dim=0)).expand(N, 2), atol=1e-6)
+    ring = torch.stack([torch.arange(N), (torch.arange(N) + 1) % N])  # j → j + 1
+    assert torch.equal(ku.Sparse(ring, torch.ones(N), N)(x), x.roll(1, dims=0))
+
+
+def test_the_akorn_command_and_the_makefile_set_the_wait_policy(monkeypatch):
+    assert re.search(r"^export OMP_WAIT_POLICY \?= PASSIVE$", _makefile(), flags=re.M)
+    from studies.cli import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main([]) == 0
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
