@@ -304,6 +304,7 @@ def test_readme_benchmark_times_a_block_in_both_environments(tmp_path, capsys):
     assert figures["plain"]["wall"] > 0 and figures["passive"]["cpu"] > 0
     assert figures["ratio_wall"] == pytest.approx(figures["plain"]["wall"] / figures["passive"]["wall"])
     assert figures["spin_over_passive_wall"] == pytest.approx(figures["spin"]["wall"] / figures["passive"]["wall"])
+    assert figures["plain_over_spin_wall"] == pytest.approx(figures["plain"]["wall"] / figures["spin"]["wall"])
 
 
 def test_meanfield_and_sparse_never_build_an_n_by_n_matrix():

@@ -2,8 +2,8 @@
 
 Each case runs in a fresh interpreter, because the point is what happens before and after
 torch is first imported. ``OMP_DISPLAY_ENV=VERBOSE`` makes GNU libgomp print the settings it
-read when it was loaded: ``GOMP_SPINCOUNT = '0'`` is a passive pool, ``'300000'`` libgomp's
-spin-waiting default. These assertions run where torch's OpenMP runtime is libgomp.
+read when it was loaded: ``GOMP_SPINCOUNT = '1000'`` is the toolkit's short spin, ``'300000'``
+libgomp's own default (about 3 ms of spinning after every operation). These assertions run where torch's OpenMP runtime is libgomp.
 """
 
 from __future__ import annotations
@@ -35,19 +35,19 @@ def _spincount(proc: subprocess.CompletedProcess) -> int | None:
     return None if m is None else int(m.group(1))
 
 
-_REPORT = ("import os, kuramoto._runtime as rt; "
-           "print('applied', rt.APPLIED); print('env', os.environ.get('OMP_WAIT_POLICY'))")
+_REPORT = ("import os, kuramoto._runtime as rt; print('applied', rt.APPLIED); "
+           "print('env', os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))")
 
 
-def test_imported_before_torch_it_makes_the_pool_passive():
-    child = "[sys.executable, '-c', 'import os; print(os.environ.get(\"OMP_WAIT_POLICY\"))']"
+def test_imported_before_torch_it_shortens_the_spin():
+    child = "[sys.executable, '-c', 'import os; print(os.environ.get(\"GOMP_SPINCOUNT\"))']"
     proc = _run("import kuramoto, torch, subprocess, sys; torch.ones(1 << 16).sin().sum(); " + _REPORT + "; "
                 f"print('child', subprocess.run({child}, capture_output=True, text=True).stdout.strip())")
-    assert "applied {'OMP_WAIT_POLICY': 'PASSIVE'}" in proc.stdout
-    assert "env PASSIVE" in proc.stdout and "child PASSIVE" in proc.stdout  # inherited by child processes
+    assert "applied {'GOMP_SPINCOUNT': '1000'}" in proc.stdout
+    assert "env None 1000" in proc.stdout and "child 1000" in proc.stdout  # inherited by child processes
     assert "SpinWaitWarning" not in proc.stderr
     if _spincount(proc) is not None:
-        assert _spincount(proc) == 0
+        assert _spincount(proc) == 1000
 
 
 def test_imported_after_torch_it_warns_once_naming_the_fix():
@@ -57,9 +57,10 @@ def test_imported_after_torch_it_warns_once_naming_the_fix():
     assert proc.stderr.count("SpinWaitWarning") == 1
     warning = next(line for line in proc.stderr.splitlines() if "SpinWaitWarning" in line)
     assert warning.startswith("<string>:3: "), warning  # names the user's import, not the toolkit's lines
-    for fix in ("OMP_WAIT_POLICY=PASSIVE before Python starts", "import kuramoto", "torch.set_num_threads(1)"):
+    for fix in ("GOMP_SPINCOUNT=1000 (or OMP_WAIT_POLICY=PASSIVE) before Python starts",
+                "import kuramoto before torch", "torch.set_num_threads(1)"):
         assert fix in warning
-    assert "applied {}" in proc.stdout and "env None" in proc.stdout  # too late: nothing is set
+    assert "applied {}" in proc.stdout and "env None None" in proc.stdout  # too late: nothing is set
     if _spincount(proc) is not None:
         assert _spincount(proc) == 300000
 
@@ -71,11 +72,13 @@ def test_no_warning_after_torch_with_one_thread():
 
 @pytest.mark.parametrize("order", ["kuramoto, torch", "torch, kuramoto"])
 @pytest.mark.parametrize("name, value, spins", [("OMP_WAIT_POLICY", "ACTIVE", 30_000_000_000),
-                                                ("GOMP_SPINCOUNT", "1000", 1000)])
+                                                ("OMP_WAIT_POLICY", "PASSIVE", 0),
+                                                ("GOMP_SPINCOUNT", "5000", 5000)])
 def test_a_policy_the_user_set_is_left_alone(order, name, value, spins):
     proc = _run(f"import {order}\ntorch.set_num_threads(2)\n" + _REPORT.replace("; ", "\n"), **{name: value})
     assert "applied {}" in proc.stdout and "SpinWaitWarning" not in proc.stderr
-    assert f"env {value if name == 'OMP_WAIT_POLICY' else None}" in proc.stdout
+    expected = (value, None) if name == "OMP_WAIT_POLICY" else (None, value)
+    assert f"env {expected[0]} {expected[1]}" in proc.stdout
     if _spincount(proc) is not None:
         assert _spincount(proc) == spins
 
@@ -88,4 +91,4 @@ def test_a_policy_the_user_set_is_left_alone(order, name, value, spins):
 ])
 def test_every_package_applies_the_default_when_imported_before_torch(package):
     proc = _run(f"import {package}\nimport torch\nimport kuramoto\n" + _REPORT.replace("; ", "\n"))
-    assert "applied {'OMP_WAIT_POLICY': 'PASSIVE'}" in proc.stdout and "SpinWaitWarning" not in proc.stderr
+    assert "applied {'GOMP_SPINCOUNT': '1000'}" in proc.stdout and "SpinWaitWarning" not in proc.stderr
