@@ -1,7 +1,8 @@
 """Every file the repository's prose cites is in the repository (or is named as another one's).
 
-Scanned: the Markdown files, and the docstrings and comments of the Python files (string
-literals in code name files a program writes, not files it cites). A reference is a path
+Scanned: the Markdown files, and the comments and prose strings (docstrings, messages, help
+texts: strings with spaces) of the Python files; a bare ``"name.py"`` in code names a file a
+program writes, not one it cites. A reference is a path
 ending in ``.py`` or ``.md`` (``docs/AKORN.md``, ``studies/sync.py``) or any path under ``docs/`` or
 ``scripts/``. It must exist relative to the repository root (Markdown: or to the file's own
 folder, as its links are). A file of the official AKOrN repository is cited as such: directly
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+_SELF = Path(__file__).resolve()
 _SKIP_DIRS = {".git", ".venv", "venv", "build", "dist", "results", "node_modules", "__pycache__"}
 
 _REF = re.compile(r"(?<![\w./-])((?:[\w.-]+/)*[\w-][\w.-]*\.(?:py|md)|(?:docs|scripts)/[\w./*-]*[\w*-])(?![\w/-])")
@@ -44,27 +46,27 @@ def repository_files(root: Path = ROOT) -> list[Path]:
         paths = [root / p for p in listed]
     except (OSError, subprocess.CalledProcessError):
         paths = [p for p in root.rglob("*") if not (_SKIP_DIRS & set(p.relative_to(root).parts))]
-    return sorted(p for p in paths if p.suffix in (".py", ".md") and p.is_file())
+    # this file's own strings are the scanner's test cases, not citations
+    return sorted(p for p in paths if p.suffix in (".py", ".md") and p.is_file() and p.resolve() != _SELF)
 
 
 def prose_lines(path: Path) -> list[tuple[int, str]]:
     """``(line number, text)`` of what a file says to a reader: all of a Markdown file; the
-    docstrings and comments of a Python file."""
+    comments of a Python file and its source lines holding strings with spaces in them
+    (docstrings, messages, help texts; a bare ``"name.py"`` is a file a program writes)."""
     text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
     if path.suffix == ".md":
-        return list(enumerate(text.splitlines(), 1))
-    out: list[tuple[int, str]] = []
+        return list(enumerate(lines, 1))
+    out: dict[int, str] = {}
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if tok.type == tokenize.COMMENT:
-            out.append((tok.start[0], tok.string))
+            out[tok.start[0]] = tok.string
     for node in ast.walk(ast.parse(text)):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
-                    and isinstance(first.value.value, str)):
-                lines = text.splitlines()[first.lineno - 1:first.end_lineno]
-                out.extend((first.lineno + k, line) for k, line in enumerate(lines))
-    return sorted(out)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"\s", node.value):
+            for k in range(node.lineno, node.end_lineno + 1):
+                out.setdefault(k, lines[k - 1])
+    return sorted(out.items())
 
 
 def bad_references(path: Path, root: Path = ROOT) -> list[str]:
@@ -98,10 +100,12 @@ def test_the_scanner_finds_missing_files_and_accepts_the_official_forms(tmp_path
         "# autonomousvision/akorn's train.py, but not the official code (train_obj.py)\n"
         'OUT = "written.py"  # a file a program writes is not a citation\n'
         "def f():\n"
-        '    """Runs like klayer.py."""\n')
+        '    """Runs like klayer.py."""\n'
+        '    raise ValueError(f"see {OUT} and " "gone.md")\n')
     (tmp_path / "docs" / "SPEC.md").write_text("[R:source/klayer.py, README.md] and NOTES.md; scripts/run.sh\n")
     assert bad_references(tmp_path / "pkg" / "mod.py", tmp_path) == [
-        "pkg/mod.py:1: NOTES.md", "pkg/mod.py:1: pkg/gone.py", "pkg/mod.py:3: train_obj.py", "pkg/mod.py:6: klayer.py"]
+        "pkg/mod.py:1: NOTES.md", "pkg/mod.py:1: pkg/gone.py", "pkg/mod.py:3: train_obj.py", "pkg/mod.py:6: klayer.py",
+        "pkg/mod.py:7: gone.md"]
     assert bad_references(tmp_path / "docs" / "SPEC.md", tmp_path) == ["docs/SPEC.md:1: scripts/run.sh"]
 
 
