@@ -294,3 +294,31 @@ def uniform(num: int, width: float = 1.0, *, center: float = 0.0, quantile: bool
     _sampler_args(num, width, "half-width")
     u, dtype = _uniform01(num, quantile, generator, dtype, device)
     return (center + width * (2 * u - 1)).to(dtype)
+
+
+def random_axis_rotations(omega: torch.Tensor, *, generator: torch.Generator | None = None) -> Skew:
+    """Per-oscillator rotations of S² about uniformly random axes at angular velocities ``omega``.
+
+    Oscillator i turns about a unit axis ``a_i`` (drawn in float64 from ``generator``) at rate ω_i:
+    ``Ω_i = ω_i [a_i]_×``, with ``[a]_×`` the cross-product matrix. The n = 3 analogue of
+    :class:`Frequencies` for the classic model.
+
+    Args:
+        omega: ``[N]`` angular velocities.
+        generator: random generator of the axes.
+
+    Returns:
+        A non-learnable :class:`Skew` with ``groups=N`` (float64; cast with ``.to``).
+    """
+    if not isinstance(omega, torch.Tensor) or omega.dim() != 1:
+        raise ValueError(f"omega: expected a 1-D tensor [N], got {getattr(omega, 'shape', type(omega).__name__)}")
+    N = omega.shape[0]
+    axis = torch.randn(N, 3, generator=generator, dtype=torch.float64)
+    a = axis / axis.norm(dim=-1, keepdim=True)
+    zero = torch.zeros_like(a[:, 0])
+    cross = torch.stack([torch.stack([zero, -a[:, 2], a[:, 1]], -1), torch.stack([a[:, 2], zero, -a[:, 0]], -1),
+                         torch.stack([-a[:, 1], a[:, 0], zero], -1)], dim=-2)  # [N, 3, 3], [a]_x
+    module = Skew(3, groups=N, spatial_dims=0, learnable=False)
+    with torch.no_grad():
+        module.P.copy_(0.5 * omega.to(torch.float64)[:, None, None] * cross)  # Skew's matrix is P − Pᵀ
+    return module

@@ -87,7 +87,7 @@ def test_a_policy_the_user_set_is_left_alone(order, name, value, spins):
     "kuramoto",
     *[pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=f"{p} must import kuramoto (which applies the "
                                                                   f"default) before anything that imports torch"))
-      for p in ("integrators", "networks", "studies.training")],
+      for p in ("integrators", "networks", "studies.sudoku.train")],
 ])
 def test_every_package_applies_the_default_when_imported_before_torch(package):
     proc = _run(f"import {package}\nimport torch\nimport kuramoto\n" + _REPORT.replace("; ", "\n"))
