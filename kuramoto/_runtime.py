@@ -4,13 +4,13 @@ torch's CPU build runs an operation on more than ~32k elements in parallel on an
 pool (GNU libgomp on Linux). Between two such operations libgomp's idle threads spin-wait for
 300,000 polls (about 3 ms) before they sleep. On a machine whose cores are busy with other
 work that spinning takes the CPU from the thread that has work to do: on the project's 2-core
-machine, shared with two training jobs, the README's Integrators example took 352 s instead
-of 16 s. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) cures that but costs a wake-up per
-operation, which made the same example 2.2x slower than spinning when it had the CPUs to
-itself. A short spin, ``GOMP_SPINCOUNT=1000`` (about 10 µs), keeps a thread awake across the
-gap between two eager operations and gives the CPU back soon after: the example took 1.17x
-its time with PASSIVE on the loaded machine and 1.16x its time with libgomp's default on the
-idle one (``akorn bench readme -- --spin``).
+machine, shared with two training jobs, the README's Integrators example took 335 s instead
+of 12 s. Sleeping at once (``OMP_WAIT_POLICY=PASSIVE``) cures that but costs a wake-up per
+operation, which made the same example 2.4x slower than spinning when it had the CPUs to
+itself. ``GOMP_SPINCOUNT=1000`` (about 10 µs of spinning) is the compromise applied here:
+1.3-1.5x PASSIVE's time on the loaded machine, 1.4-1.7x the spinning default's on the idle
+one (``akorn bench readme -- --spin``; the idle case with the training jobs paused and the
+benchmark at real-time priority).
 
 libgomp reads ``OMP_WAIT_POLICY`` and ``GOMP_SPINCOUNT`` once, when it is loaded, which is when
 torch is first imported. So importing this module (the first thing :mod:`kuramoto` does):
