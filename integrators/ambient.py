@@ -1,7 +1,9 @@
 """Ambient methods delegated to torchdiffeq, each under torchdiffeq's own name.
 
-The field's scaled projection keeps ``|x_i|`` a first integral, so these stay on the sphere up
-to their local error (they do not renormalise). :func:`integrators.solve` hands the whole
+The field's scaled projection keeps ``|x_i|`` a first integral of the exact flow, so these leave
+the sphere only by their truncation error (they do not renormalise); :func:`integrators.solve`
+warns with :class:`integrators.DriftWarning` when ``max_i ||x_i(t)|/|x_i(0)| − 1|`` exceeds
+``drift_tol`` (0.05 by default; ``None`` turns the check off). :func:`integrators.solve` hands the whole
 solve to ``torchdiffeq.odeint`` (or ``odeint_adjoint`` with ``adjoint=True``, with the field's
 parameters and the seminorm), with two differences from calling torchdiffeq directly:
 

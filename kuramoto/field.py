@@ -3,8 +3,10 @@
     dx_i/dt = Ω_i x_i + Proj_{x_i}(c_i + Σ_j J_ij x_j),    Proj_x(y) = y − (<y,x>/|x|²) x
 
 (AKOrN, Miyato et al. 2025, Eq. 2). The scaled projection equals ``y − <y,x>x`` on the sphere
-and keeps every ``|x_i|`` a first integral of the ambient ODE, so ambient solvers do not drift
-away from the sphere faster than their local error.
+and keeps every ``|x_i|`` a first integral of the exact ambient ODE, so a numerical ambient
+solver leaves the sphere only by its own truncation error, which does not feed back into the
+field (the literal ``y − <y,x>x`` would let it grow). :func:`integrators.solve` warns
+(``integrators.DriftWarning``) when that drift exceeds ``drift_tol``.
 """
 
 from __future__ import annotations
@@ -193,7 +195,7 @@ def energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
 def logged_energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
     """The official AKOrN per-step energy ``−Σ x ⊙ (J x + c)``: no ½, biases included.
 
-    The official code records it for the state *before* each update (AKORN.md §1.7); the
+    The official code records it for the state *before* each update (docs/AKORN.md §1.7); the
     Sudoku energy vote ranks copies by it.
 
     Returns:

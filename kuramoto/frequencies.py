@@ -6,7 +6,7 @@ and ``exp(tΩ_i)`` is a rotation. Three parametrisations:
 - :class:`Frequencies` — given angular velocities per oscillator (data, not learned by
   default): for ``n = 2`` it is the classic ``dθ_i/dt = ω_i``; for even ``n`` the same (or a
   per-pair) ω turns every consecutive component pair ``(x_{2m}, x_{2m+1})``.
-- :class:`RotationPairs` — the paper's learnable Ω (AKORN.md §1.3): ω = ‖p‖ of a 2-vector
+- :class:`RotationPairs` — the paper's learnable Ω (docs/AKORN.md §1.3): ω = ‖p‖ of a 2-vector
   parameter, global or per group of channel pairs.
 - :class:`Skew` — a full learnable skew-symmetric matrix, global or per group.
 
@@ -232,7 +232,7 @@ class Frequencies(AbstractFrequencies):
 class RotationPairs(AbstractFrequencies):
     """The paper's learnable Ω: ω = ‖p‖ from a 2-vector parameter p, on every channel pair.
 
-    Matches the official code's ``OmegaLayer`` (AKORN.md §1.3), including its sign: there the
+    Matches the official code's ``OmegaLayer`` (docs/AKORN.md §1.3), including its sign: there the
     pair velocity is ``(ω b, −ω a)``, i.e. clockwise, so this module's angular velocity is the
     official ``−ω`` (``pair_omega() = −‖p‖``). This matters only for parity with official
     checkpoints.

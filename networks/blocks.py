@@ -2,7 +2,7 @@
 
 All blocks act on feature maps ``[B, C, H, W]`` unless stated otherwise. The oscillator
 readout :class:`ReadOut` is the paper's norm-taking map ``m(x)``; the others are the ordinary
-convolutional pieces around it (AKORN.md §3).
+convolutional pieces around it (docs/AKORN.md §3).
 """
 
 from __future__ import annotations
@@ -309,7 +309,7 @@ class LayerNormForImage(nn.Module):
 
 def sinusoidal_embedding_2d(dim: int, height: int, width: int, *, dtype: torch.dtype | None = None,
                             device: torch.device | str | None = None) -> torch.Tensor:
-    """Fixed 2-D sinusoidal position code (AKORN.md §3).
+    """Fixed 2-D sinusoidal position code (docs/AKORN.md §3).
 
     With ``h = dim / 2``: channels ``0 … h−1`` encode the column index ``w``, channels
     ``h … dim−1`` the row index; inside each half channel ``2m`` is ``sin(pos · f_m)`` and

@@ -5,7 +5,7 @@ a stimulus normalisation; per call it builds the :class:`kuramoto.KuramotoField`
 normalised stimulus ``ĉ`` (:meth:`KuramotoLayer.field`) and runs it:
 
 - *discrete*: ``T`` steps of size γ of a fixed-step method. The default
-  ``method="euler_normalized"`` is exactly the paper's update (AKOrN Eq. 4, AKORN.md §1.9)::
+  ``method="euler_normalized"`` is exactly the paper's update (AKOrN Eq. 4, docs/AKORN.md §1.9)::
 
       x_{t+1} = normalize(x_t + γ (Ω x_t + Proj_{x_t}(ĉ + J x_t)))
 
@@ -58,7 +58,7 @@ class Trajectory:
             when the layer was called with ``save_states=False``.
         energy: ``[T+1, B]`` the paper's energy ``E(x_t) = −½ Σ x_tᵀ J(x_t) − Σ ĉᵀ x_t`` of every
             state (AKOrN Eq. 3; the coupling's bias counts as part of ``J x``).
-        logged_energy: ``[T+1, B]`` the official code's per-step log (AKORN.md §1.7): entry 0 is
+        logged_energy: ``[T+1, B]`` the official code's per-step log (docs/AKORN.md §1.7): entry 0 is
             zero, entry ``t`` is ``−Σ x_{t−1} ⊙ (J(x_{t−1}) + ĉ)`` (state *before* step t, no ½).
     """
 
@@ -187,7 +187,7 @@ class KuramotoLayer(nn.Module):
     size γ (``t_span=None``) or continuously over ``t_span``.
 
     **The official identity-Ω quirk.** In the official code a layer built without Ω adds
-    ``x_t`` itself to the velocity (AKORN.md §1.4), so its update is
+    ``x_t`` itself to the velocity (docs/AKORN.md §1.4), so its update is
     ``normalize(x + γ(x + v)) = normalize((1+γ)x + γv) = normalize(x + γ/(1+γ) · v)``: no
     rotation, but the effective step is ``γ/(1+γ)`` (0.5 for γ = 1). Every official
     object-discovery model ran this way. ``legacy_identity_omega=True`` reproduces it (for
@@ -237,7 +237,7 @@ class KuramotoLayer(nn.Module):
         ``forward(c [B, C, H, W], x0 [B, C, H, W] | None) -> x_T [B, C, H, W]``.
 
     References:
-        AKOrN (Miyato et al., ICLR 2025) Eqs. 2–4; AKORN.md §1.4–1.9.
+        AKOrN (Miyato et al., ICLR 2025) Eqs. 2–4; docs/AKORN.md §1.4–1.9.
     """
 
     def __init__(self, coupling: AbstractCoupling, n: int, channels: int, *,

@@ -1,6 +1,6 @@
 """Load checkpoints of the official AKOrN code (github.com/autonomousvision/akorn) into these models.
 
-The official models and ours compute the same maps (AKORN.md §1–4); only the module trees, and so
+The official models and ours compute the same maps (docs/AKORN.md §1–4); only the module trees, and so
 the ``state_dict`` keys, differ. :func:`convert_state_dict` renames and reshapes an official
 ``state_dict`` into the layout of one of our models, :func:`load_official` also reads the file,
 unwraps the EMA copy the official scripts save and loads the result.
@@ -37,7 +37,7 @@ Conventions that make the copied numbers mean the same thing: channel ``k·n + m
 codes; :class:`~kuramoto.frequencies.RotationPairs` stores the official ``omg_param`` unchanged
 (its angular velocity is the official ``−‖p‖``, the official pair velocity being ``(ω b, −ω a)``).
 A layer without ``omg_param`` ran with the official identity-Ω quirk (the velocity gains ``+x``,
-effective step ``γ/(1+γ)``; AKORN.md §1.4): the target layer must have
+effective step ``γ/(1+γ)``; docs/AKORN.md §1.4): the target layer must have
 ``legacy_identity_omega=True`` (:class:`~networks.ObjectAKOrN` offers it; every official object
 model needs it).
 """

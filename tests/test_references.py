@@ -122,8 +122,6 @@ def test_the_readme_and_docs_cite_only_files_that_exist():
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="docstrings still cite AKORN.md (now docs/AKORN.md) and official files "
-                                       "without saying so; fixed after the package moves land")
 def test_no_reference_points_at_a_missing_file():
     bad = [b for f in repository_files() for b in bad_references(f)]
     assert not bad, f"{len(bad)} references to files that are not in the repository:\n" + "\n".join(bad)

@@ -134,7 +134,7 @@ class Conv(AbstractImageCoupling):
     ``(Jx)`` at oscillator ``(k, h, w)`` is the convolution of the whole feature map, so every
     ``n × n`` block ``J_ij`` couples oscillator slots at positions within the ``k × k``
     neighbourhood (the centre included) and channels of different slots mix freely, as in the
-    official ``J="conv"`` (AKORN.md §2.1). Zero padding: oscillators outside the image do not
+    official ``J="conv"`` (docs/AKORN.md §2.1). Zero padding: oscillators outside the image do not
     exist. With a bias the map is affine (``linear = False``); the bias then acts like a
     constant extra stimulus.
 
@@ -233,7 +233,7 @@ def gta_angles(grid: tuple[int, int], head_dim: int, *, dtype: torch.dtype | Non
 
     Token ``(row, col)`` at integer coordinates; ``F = ceil(head_dim/4)`` frequencies
     ``f_k = 10000^(−k/F)``; blocks ordered ``(k0, row), (k0, col), (k1, row), …`` with angle
-    ``coord · f_k``, truncated to ``head_dim/2`` blocks (AKORN.md §2.2).
+    ``coord · f_k``, truncated to ``head_dim/2`` blocks (docs/AKORN.md §2.2).
     """
     H, W = grid
     nf = -(-head_dim // 4)
@@ -251,7 +251,7 @@ class Attention(AbstractImageCoupling):
     ``q, k, v`` come from a 1×1 convolution ``C -> 3C`` with bias of the *current* state (so
     ``J`` depends on ``x``: ``linear = False``). Heads are interleaved: channel
     ``c = c_local·heads + head``. Scaled dot-product attention (scale ``1/√head_dim``, no mask)
-    and an output 1×1 convolution ``C -> C`` with bias (AKORN.md §2.2).
+    and an output 1×1 convolution ``C -> C`` with bias (docs/AKORN.md §2.2).
 
     With ``gta=True`` every token ``p`` carries free 2×2 matrices per consecutive pair ``j`` of a
     head's vector (the same for every head): separate sets for q, k and v, all initialised at

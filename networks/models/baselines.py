@@ -1,4 +1,4 @@
-"""The non-oscillatory baselines the paper compares AKOrN with (AKORN.md §4.4, §5.3).
+"""The non-oscillatory baselines the paper compares AKOrN with (docs/AKORN.md §4.4, §5.3).
 
 - :class:`IteratedSelfAttention` — Sudoku ItrSA: one shared-weight attention block iterated
   ``T`` times (trained with T = 16, evaluated with any T).
@@ -150,7 +150,7 @@ class _AbstractSudokuTokenModel(nn.Module):
 
 
 class IteratedSelfAttention(_AbstractSudokuTokenModel):
-    """Sudoku ItrSA (AKORN.md §4.4): one attention block with shared weights applied ``T`` times.
+    """Sudoku ItrSA (docs/AKORN.md §4.4): one attention block with shared weights applied ``T`` times.
 
     Digit embedding ``Embedding(S+1, C)`` (0 = blank) plus a learnable 2-D sinusoidal
     embedding of the cell grid, ``depth`` iterated blocks, a final LayerNorm and
@@ -165,7 +165,7 @@ class IteratedSelfAttention(_AbstractSudokuTokenModel):
         heads: attention heads (8).
         mlp_hidden: MLP hidden width (default ``2 · width`` = 1024).
 
-    Paper: 512 wide, L = 1, T = 16, Adam 5e-4 (AKORN.md §6).
+    Paper: 512 wide, L = 1, T = 16, Adam 5e-4 (docs/AKORN.md §6).
     """
 
     #: the :meth:`tiny` test configuration: 32 wide, 4 heads, T = 3
@@ -179,7 +179,7 @@ class IteratedSelfAttention(_AbstractSudokuTokenModel):
 
 class SudokuTransformer(_AbstractSudokuTokenModel):
     """Sudoku Transformer baseline: the :class:`IteratedSelfAttention` layout with ``depth``
-    independent layers and one attention step each (AKORN.md §4.4).
+    independent layers and one attention step each (docs/AKORN.md §4.4).
 
     Args:
         box_shape: ``(rows, cols)`` of a box (board side ``S = rows · cols``).
@@ -200,7 +200,7 @@ class SudokuTransformer(_AbstractSudokuTokenModel):
 
 
 class ObjectViT(nn.Module):
-    """Object-discovery ViT / ItrSA baseline (AKORN.md §4.4).
+    """Object-discovery ViT / ItrSA baseline (docs/AKORN.md §4.4).
 
     ``RGBNormalize(0.5, 0.5)`` → patchify conv (kernel = stride = ``patch_size``) → learnable
     2-D sinusoidal embedding → ``depth`` blocks of ``T × [x ← x + Attn(LN x)]`` then

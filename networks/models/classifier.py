@@ -1,4 +1,4 @@
-"""The AKOrN image classifier (CIFAR-10; AKORN.md §4.1)."""
+"""The AKOrN image classifier (CIFAR-10; docs/AKORN.md §4.1)."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class AKOrNClassifier(nn.Module):
         global_omega: one ω per layer (True) or one per channel pair.
         ensemble: default number of random initial states averaged (1).
 
-    Paper (shipped) configuration: the defaults; 400 epochs of Adam 1e-4 (AKORN.md §5.3).
+    Paper (shipped) configuration: the defaults; 400 epochs of Adam 1e-4 (docs/AKORN.md §5.3).
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, depth: int = 3, n: int = 2,

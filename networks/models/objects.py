@@ -1,4 +1,4 @@
-"""The object-discovery AKOrN (CLEVRTex and the synthetic sets; AKORN.md §4.3)."""
+"""The object-discovery AKOrN (CLEVRTex and the synthetic sets; docs/AKORN.md §4.3)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class ObjectAKOrN(nn.Module):
         learn_omega: train ω.
         global_omega: one ω per layer or one per channel pair.
         legacy_identity_omega: reproduce the official code's Ω-off quirk (the velocity gains
-            ``+x``, so the effective step is ``γ/(1+γ)``; AKORN.md §1.4). Off by default; turn it
+            ``+x``, so the effective step is ``γ/(1+γ)``; docs/AKORN.md §1.4). Off by default; turn it
             on to reproduce the published object-discovery numbers exactly.
         project: tangent projection in the update (True).
         readout: use the norm readout (True); ``False`` passes ``x_T`` on (the ``no_ro``

@@ -1,4 +1,4 @@
-"""The Sudoku AKOrN (AKORN.md §4.2) and the board helpers shared with the Sudoku baselines.
+"""The Sudoku AKOrN (docs/AKORN.md §4.2) and the board helpers shared with the Sudoku baselines.
 
 Boards are ``S × S`` grids of boxes ``rows × cols`` with ``S = rows · cols`` digits (the
 classic 9 × 9 board has 3 × 3 boxes; 4 × 4 has 2 × 2, 6 × 6 has 2 × 3). A board is given
@@ -83,7 +83,7 @@ def board_digits(board: object, size: int, name: str = "board") -> tuple[torch.T
 
 
 class SudokuAKOrN(nn.Module):
-    """AKOrN Sudoku solver (AKORN.md §4.2).
+    """AKOrN Sudoku solver (docs/AKORN.md §4.2).
 
     Each cell is a token carrying ``C/n`` oscillators. The digit embedding
     ``Embedding(S+1, C)`` of the board is the stimulus ``c [B, C, S, S]``; the oscillators of

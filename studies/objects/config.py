@@ -38,7 +38,7 @@ MODEL_NAMES = {"akorn": "AKOrN", "itrsa": "ItrSA", "vit": "ViT"}
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """Per-dataset settings of the official runs (AKORN.md §4.3, §5.2, §5.5; ``scripts/synths.md``).
+    """Per-dataset settings of the official runs (docs/AKORN.md §4.3, §5.2, §5.5; the official repository's ``scripts/synths.md``).
 
     Attributes:
         image_size: side of the (square) images fed to the model.
@@ -100,7 +100,7 @@ class Config(StudyConfig):
     # weights about 70% those of step 200.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {},
-        # scripts/synths.md (Tetrominoes): C 128, patch 4, T 8, L 1, no stimulus norm, batch 256,
+        # the official repository's scripts/synths.md (Tetrominoes): C 128, patch 4, T 8, L 1, no stimulus norm, batch 256,
         # 50 epochs of 60k scenes, Adam 1e-3, EMA 0.998 every 10 steps after 200.
         "paper": {"num_train": None, "width": None, "batch_size": 256, "epochs": None, "ema_every": 10,
                   "monitor_images": 320, "monitor_every": 5},

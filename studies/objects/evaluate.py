@@ -1,6 +1,6 @@
 """Evaluation of object discovery: features → masks → FG-ARI / MBO, and the oscillators over time.
 
-The official ``eval_obj.py`` pipeline (AKORN.md §5.2): the EMA weights; the feature map of
+The official ``eval_obj.py`` pipeline (docs/AKORN.md §5.2): the EMA weights; the feature map of
 every test image (AKOrN: the final readout map; ItrSA/ViT: the final LayerNorm output),
 optionally up-tiled; then :func:`studies.objects.metrics.cluster_features` (L2 normalisation,
 per-image PCA to 128 dimensions, agglomerative clustering with average linkage into K

@@ -199,7 +199,7 @@ class Summary(NamedTuple):
 
 
 def summarize(values: Any) -> Summary:
-    """Mean, std (ddof=0, as ``np.std`` in ``eval_obj.py``) and count of ``values``, ignoring NaN.
+    """Mean, std (ddof=0, as ``np.std`` in the official ``eval_obj.py``) and count of ``values``, ignoring NaN.
 
     With no finite value, mean and std are NaN and count is 0 (no warning).
     """

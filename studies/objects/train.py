@@ -1,4 +1,4 @@
-"""SimCLR training of the object-discovery models (AKORN.md §5.2, §6).
+"""SimCLR training of the object-discovery models (docs/AKORN.md §5.2, §6).
 
 :func:`info_nce` is the official objective: the ``2B`` embeddings of ``B`` images' two views
 are L2-normalised, every pair's inner product divided by τ is a logit, each embedding's own
@@ -74,7 +74,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> to
 
     References:
         Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations",
-        ICML 2020, Eq. 1; AKORN.md §5.2.
+        ICML 2020, Eq. 1; docs/AKORN.md §5.2.
     """
     logits, target = _simclr_logits(z1, z2, temperature)
     return F.cross_entropy(logits, target)

@@ -14,7 +14,7 @@
   initial states for a stochastic model), AutoAttack in its ``standard`` version (APGD-CE,
   APGD-T, FAB-T, Square; what the issue asks for and the official code calls) and in its
   ``rand`` version (APGD-CE and APGD-DLR with 20 EoT passes per gradient, the appropriate one
-  for a stochastic model such as AKOrN, AKORN.md §5.3), each at its own list of ε (in units of
+  for a stochastic model such as AKOrN, docs/AKORN.md §5.3), each at its own list of ε (in units of
   1/255). ε = 0 leaves the images unchanged.
 
 **Reproducibility.** Every prediction runs under a forked torch RNG seeded from ``(seed, pass,

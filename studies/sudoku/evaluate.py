@@ -1,6 +1,6 @@
 """Evaluation of trained Sudoku models (``akorn sudoku eval``): accuracy, more steps, energy selection.
 
-Metrics (AKORN.md §5.1)
+Metrics (docs/AKORN.md §5.1)
     *Board accuracy*: the fraction of boards whose every blank cell is predicted right (the
     givens are not checked: a model is not asked to copy them). *Cell accuracy*: the
     fraction of blank cells predicted right, pooled over the boards.

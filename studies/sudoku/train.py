@@ -14,7 +14,7 @@ that are evaluated (EMA if enabled) has reached ``stop_at`` at ``patience`` cons
 validations. Validation uses ``val_boards`` in-distribution boards that are neither in the
 training nor in the test set, at the training step count, with a fixed noise seed.
 
-The paper's recipe (AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9
+The paper's recipe (docs/AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9
 boards, width 512, Adam
 with lr 1e-3 (AKOrN) or 5e-4 (ItrSA, Transformer), batch 100, 100 epochs, gradient-norm clip
 1, EMA 0.995 updated every 10 steps after 100, cross-entropy over all cells (givens

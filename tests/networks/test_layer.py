@@ -47,7 +47,7 @@ def inputs(seed: int = 1, dtype=torch.float32, batch: int = B):
 
 @torch.no_grad()
 def reference_loop(layer: KuramotoLayer, c: torch.Tensor, x0: torch.Tensor, T: int, *, identity_omega: bool = False):
-    """AKORN.md §1.9 written out in the official [B, C/n, n, H, W] grouping; returns states and both energies."""
+    """docs/AKORN.md §1.9 written out in the official [B, C/n, n, H, W] grouping; returns states and both energies."""
     Bc, Cc, Hc, Wc = c.shape
     n = layer.n
     grp = lambda t: t.reshape(Bc, Cc // n, n, Hc, Wc)  # noqa: E731
@@ -451,3 +451,17 @@ def test_use_integrator_swaps_the_update_and_scales_the_step_at_test_time():
     continuous = KuramotoLayer(make_coupling("conv"), N_OSC, C, t_span=(0.0, 1.0), method="dopri5")
     with pytest.raises(ValueError, match="continuous layer"):
         continuous.use_integrator("euler_normalized")
+
+
+def test_an_ambient_method_that_leaves_the_sphere_inside_a_layer_says_so():
+    # torchdiffeq's rk4 does not renormalise: at γ = 1 with a strong stimulus |x| grew to 5-7
+    # without a word before solve checked the drift
+    import integrators
+
+    layer = KuramotoLayer(make_coupling("conv", seed=5), N_OSC, C, steps=8, gamma=1.0, method="rk4")
+    c, x0 = inputs(23)
+    with pytest.warns(integrators.DriftWarning, match="left the sphere"):
+        out = layer(3 * c, x0)
+    assert (to_oscillators(out, N_OSC).norm(dim=-1) - 1).abs().max() > 0.05  # returned as computed, not hidden
+    native = KuramotoLayer(make_coupling("conv", seed=5), N_OSC, C, steps=8, gamma=1.0, method="rk4_normalized")
+    assert (to_oscillators(native(3 * c, x0), N_OSC).norm(dim=-1) - 1).abs().max() < 1e-5

@@ -1,9 +1,9 @@
 """Official AKOrN checkpoints: the converted model reproduces the official forward.
 
 The official code is not a dependency: ``official_*_state_dict`` build state_dicts with the
-official key layout and shapes (read from its module tree: ``source/models/*/knet.py``,
-``source/layers/klayer.py``, ``common_layers.py``), and ``official_*_forward`` are small functional
-re-statements of the official forward passes that read those dicts by their official names.
+official key layout and shapes (read from its module tree: ``source/models/*/knet.py``, the
+official repository's ``source/layers/klayer.py`` and the official ``source/layers/common_layers.py``),
+and ``official_*_forward`` are small functional re-statements of the official forward passes that read those dicts by their official names.
 """
 
 import math
@@ -205,7 +205,7 @@ def _resff(W, p, x, padding=0):
 
 
 def official_sudoku_forward(W, digits, noise, *, n, L, T, heads, nl=True):
-    """source/models/sudoku/knet.py: x0 = given·c + (1 − given)·noise; KLayer; readout; out head."""
+    """The official repository's source/models/sudoku/knet.py: x0 = given·c + (1 − given)·noise; KLayer; readout; out head."""
     c = W["embedding.weight"][digits].permute(0, 3, 1, 2)
     given = (digits > 0).to(c.dtype).unsqueeze(1)
     x = given * c + (1 - given) * noise
@@ -218,7 +218,7 @@ def official_sudoku_forward(W, digits, noise, *, n, L, T, heads, nl=True):
 
 
 def official_classifier_forward(W, images, noise, *, n, L, T, ro_n=2, ro_k=3, J="conv", heads=2):
-    """source/models/classification/knet.py: one strided conv for x and c, KLayer, readout, pool, linear."""
+    """The official repository's source/models/classification/knet.py: one strided conv for x and c, KLayer, readout, pool, linear."""
     c = F.conv2d((images - 0.5) / 0.5, W["conv0.weight"], padding=1)
     x = noise
     pad = ro_k // 2
@@ -233,7 +233,7 @@ def official_classifier_forward(W, images, noise, *, n, L, T, ro_n=2, ro_k=3, J=
 
 
 def official_objects_forward(W, images, noise, *, n, L, T, heads, psize, gta=True, J="attn", c_norm="gn"):
-    """source/models/objs/knet.py: patchify, (+ PE), KLayer (identity-Ω quirk), readout, max-pool head."""
+    """The official repository's source/models/objs/knet.py: patchify, (+ PE), KLayer (identity-Ω quirk), readout, max-pool head."""
     c = F.conv2d((images - 0.5) / 0.5, W["patchfy.1.weight"], W["patchfy.1.bias"], stride=psize)
     x = noise
     if "pemb_c" in W:
