@@ -28,6 +28,8 @@ component-major memory (see :mod:`kuramoto.sphere`). Adding a method is one clas
 implementing :class:`AbstractSolver` and one line in :mod:`integrators.registry`.
 """
 
+import kuramoto  # noqa: F401  first: applies torch's OpenMP wait default before torch loads
+
 from .adaptive import AbstractEmbeddedRK, Dopri5Normalized
 from .base import AbstractSolver, DriftWarning, SolverError, StepResult
 from .checkpoint import RecursiveCheckpoint

@@ -83,12 +83,8 @@ def test_a_policy_the_user_set_is_left_alone(order, name, value, spins):
         assert _spincount(proc) == spins
 
 
-@pytest.mark.parametrize("package", [
-    "kuramoto",
-    *[pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=f"{p} must import kuramoto (which applies the "
-                                                                  f"default) before anything that imports torch"))
-      for p in ("integrators", "networks", "studies.sudoku.train")],
-])
+@pytest.mark.parametrize("package", ["kuramoto", "integrators", "networks", "studies.sudoku.train",
+                                     "studies.bench.core"])
 def test_every_package_applies_the_default_when_imported_before_torch(package):
     proc = _run(f"import {package}\nimport torch\nimport kuramoto\n" + _REPORT.replace("; ", "\n"))
     assert "applied {'GOMP_SPINCOUNT': '1000'}" in proc.stdout and "SpinWaitWarning" not in proc.stderr
