@@ -42,6 +42,7 @@ from studies.objects.metrics import cluster_features, fg_ari, mbo, summarize, up
 from studies.objects.models import MODEL_NAMES, build_model  # noqa: F401 (MODEL_NAMES: re-exported)
 from studies.objects.scenes import SceneData
 from studies.protocol import Outcome
+from studies.files import exclusive
 from studies.rundir import CHECKPOINT_NAME
 from studies.training import load_model_weights, seed_everything
 
@@ -389,5 +390,6 @@ def eval_command(config: Config, args: Any) -> Outcome:
     """``akorn objects eval``: evaluate the run directory of ``config`` under ``--out``."""
     directory = run_dir(config, args.out)
     check_run_config(config, directory, for_eval=True)
-    ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
+    with exclusive(eval_path(config, directory)):  # one writer per result file
+        ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
     return Outcome(dataset=ds, path=eval_path(config, directory))

@@ -24,6 +24,8 @@ from tqdm import tqdm
 
 from kuramoto.checks import check_bool, check_int
 from studies.cache import atomic_path
+from studies.files import write_bytes
+from studies.storage import netcdf_bytes
 from studies.rundir import changed_fields
 from studies.training.config import RESUMABLE_FIELDS, TrainConfig
 from studies.training.distributed import (
@@ -52,6 +54,7 @@ from studies.training.state import (
     _seed_all,
     _set_rng_state,
     _state_dict_differences,
+    with_digest,
 )
 
 __all__ = ["EvalFn", "LossFn", "SchedulerFactory", "Trainer", "train"]
@@ -356,9 +359,10 @@ class Trainer:
                 "history": {"step": self._step_rows, "epoch": self._epoch_rows},
             }
             with atomic_path(self.checkpoint_path) as tmp:
-                torch.save(payload, tmp)
-            with atomic_path(self.metrics_path) as tmp:
-                self.history.to_netcdf(tmp, engine="h5netcdf")
+                torch.save(with_digest(payload), tmp)
+            # built in memory: HDF5 writing straight to a full disk can crash the interpreter. (No
+            # checksum: the history is a copy of the checkpoint's, which is checked and is what resumes.)
+            write_bytes(self.metrics_path, netcdf_bytes(self.history))
         if self.ctx.distributed:
             dist.barrier()
 

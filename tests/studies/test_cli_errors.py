@@ -102,6 +102,13 @@ def test_a_failing_sweep_task_is_one_line_without_the_config(tmp_path, capsys):
     assert code == 1 and line.startswith("akorn sync: error: ") and '"distribution"' not in line
 
 
+def test_tag_cannot_leave_out(tmp_path, capsys):
+    for action in ("train", "eval"):
+        code, _, err = _run(["sudoku", action, "--tag", "../../escape", "--out", str(tmp_path / "out")], capsys)
+        assert code == 2 and "argument --tag" in _one_line(err), err
+    assert not (tmp_path / "escape").exists() and not (tmp_path.parent / "escape").exists()
+
+
 def test_ctrl_c_during_start_up_is_one_line(monkeypatch, capsys):
     def interrupted(name):
         raise KeyboardInterrupt
