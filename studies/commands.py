@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import decimal
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -236,11 +237,17 @@ def run_study(name: str, study: Study, parser: argparse.ArgumentParser, args: ar
         with exclusive(path):  # one writer per result file (the study may take it again)
             ds = run(config, **kwargs)
         print(f"wrote {path}")
-        if args.plot:
-            png = path.with_suffix(".png")
-            plots.plot(ds, png)
-            print(f"wrote {png}")
-        print(plots.summarize(ds))
+        try:
+            if args.plot:
+                png = path.with_suffix(".png")
+                plots.plot(ds, png)
+                print(f"wrote {png}")
+            print(plots.summarize(ds))
+        except KeyError as exc:  # a file from another version (checked files never get here damaged)
+            found = re.search(r"No variable named '([^']+)'", str(exc))
+            what = f"the variable {found[1]!r}" if found else repr(exc.args[0] if exc.args else exc)
+            raise ValueError(f"{str(path)!r} lacks {what}; it is damaged or from another version (rerun with "
+                             f"--overwrite to replace it)") from exc
         print(_time_line(wall, cpu))
         return 0
 

@@ -215,7 +215,8 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
             (:func:`studies.files.exclusive`) throughout. ``None`` keeps everything in memory.
         scheduler: address of an existing Dask scheduler (default: a local cluster).
         workers: local Dask worker processes (default: one per core; 0: in this process).
-        progress: tqdm bars over simulated time and over the tasks of each chunk.
+        progress: tqdm bars over simulated time and over the tasks of each chunk (only when
+            stderr is a terminal).
         overwrite: start over, replacing whatever ``path`` holds (another config, a damaged,
             unfinished or finished run).
 
@@ -261,7 +262,7 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
     total_time = bounds[-1][1] * config.sample_dt
     with Sweep(scheduler=scheduler, workers=workers, progress=progress) as sweep, \
             tqdm(total=total_time, initial=bounds[start][0] * config.sample_dt if start < len(bounds) else total_time,
-                 desc="simulated time", unit="t", disable=not progress) as bar:
+                 desc="simulated time", unit="t", disable=None if progress else True) as bar:
         for c in range(start, len(bounds)):
             a, b = bounds[c]
             tasks = [{"config": config_json, "K": _k_of_chunk(config, g, c), "N": g.N, "seeds": list(g.seeds),

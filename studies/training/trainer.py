@@ -128,7 +128,7 @@ class Trainer:
         metrics_name: file name (without ``.h5``) of the metrics file.
         resume: continue from ``out_dir/checkpoint.pt`` if it exists. With ``False`` an
             existing checkpoint is an error (it is never overwritten by a fresh run).
-        progress: show a tqdm bar per epoch (rank 0 only).
+        progress: show a tqdm bar per epoch (rank 0 only, and only when stderr is a terminal).
         scheduler: optional ``factory(optimizer) -> LR scheduler``, stepped after every
             optimizer step and checkpointed.
         collate_fn: passed to the DataLoader.
@@ -372,7 +372,7 @@ class Trainer:
         self._train_model.train()
         epoch_sum = _RunningSum()
         bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not (self.progress and self.ctx.is_main), dynamic_ncols=True)
+                   disable=None if self.progress and self.ctx.is_main else True, dynamic_ncols=True)
         non_blocking = self.device.type == "cuda"
         try:
             for batch in bar:

@@ -184,3 +184,41 @@ def test_full_disk_on_the_first_write_is_one_line_not_a_crash(tmp_path):
     line = _one_line(proc.stderr)
     assert "no space left" in line and "sync.h5" in line
     assert not (out / "sync.h5").exists() and not list(out.glob("*.tmp"))
+
+
+def test_a_finished_file_from_another_version_is_one_line_then_replaced(tmp_path, capsys):
+    import h5py
+
+    from studies.cache import CHECKSUM_ATTR
+
+    argv = ["landscape", "--N", "8", "--inits", "4", "--t-max", "2", "--no-plot", "--out", str(tmp_path)]
+    assert _run(argv, capsys)[0] == 0
+    with h5py.File(tmp_path / "landscape.h5", "a") as fh:  # an older file: no checksum, a variable missing
+        del fh["basin_size"]
+        del fh.attrs[CHECKSUM_ATTR]
+    code, _, err = _run(argv, capsys)
+    assert code == 1 and "lacks the variable 'basin_size'" in _one_line(err) and "--overwrite" in err
+    code, _, err = _run([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert _run(argv, capsys)[0] == 0
+
+
+def _square(x):
+    return x * x
+
+
+def test_library_progress_bars_stay_off_a_log(tmp_path, capsys):
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from studies.sweep import Sweep
+    from studies.training import TrainConfig, Trainer
+
+    with Sweep(workers=0, progress=True) as sweep:
+        assert sweep.map(_square, [1, 2, 3], desc="squares") == [1, 4, 9]
+    data = TensorDataset(torch.randn(8, 2), torch.randn(8))
+    model = torch.nn.Linear(2, 1)
+    Trainer(model, lambda m, b: ((m(b[0]).squeeze(-1) - b[1]) ** 2).mean(), data,
+            TrainConfig(epochs=1, batch_size=4, device="cpu"), out_dir=tmp_path, progress=True).fit()
+    err = capsys.readouterr().err
+    assert "squares" not in err and "epoch 1/1" not in err and "\r" not in err
