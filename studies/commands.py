@@ -150,6 +150,11 @@ def config_from_args(parser: argparse.ArgumentParser, config_cls: type, args: ar
         config_error(parser, exc)
 
 
+# torch's allocators report exhaustion as RuntimeErrors (CPU: "can't allocate memory"; CUDA: OutOfMemoryError).
+_OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory", re.IGNORECASE)
+_BYTES = re.compile(r"allocate (\d+) bytes")
+
+
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (an OSError as "reason: 'file'", without "[Errno N]")."""
     if isinstance(exc, OSError) and exc.strerror:
@@ -168,7 +173,7 @@ def run_command(command: str, parser: argparse.ArgumentParser, action: Callable[
     ``errors`` (missing or unusable data, runs or files: the message says which), a
     :class:`~studies.protocol.CommandError` (a failed sweep task, a locked output, ...) or an
     ``OSError`` (a full disk, a permission) prints ``"<command>: error: ..."`` on one line and
-    returns 1; Ctrl-C prints ``"<command>: interrupted; <resume>"`` and returns 130. Anything else
+    returns 1, as does running out of memory; Ctrl-C prints ``"<command>: interrupted; <resume>"`` and returns 130. Anything else
     is a bug and propagates with its traceback.
     """
     try:
@@ -177,6 +182,13 @@ def run_command(command: str, parser: argparse.ArgumentParser, action: Callable[
         config_error(parser, exc)
     except (*errors, CommandError, OSError) as exc:
         print(f"{command}: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and not _OUT_OF_MEMORY.search(str(exc)):
+            raise
+        found = _BYTES.search(str(exc))
+        what = f" ({int(found[1]) / 1e9:.3g} GB requested)" if found else ""
+        print(f"{command}: error: out of memory{what}; use smaller sizes", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{command}: interrupted; {resume}", file=sys.stderr)
@@ -227,6 +239,11 @@ def add_study_arguments(parser: argparse.ArgumentParser, study: Study) -> None:
 def run_study(name: str, study: Study, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Build the config from ``args``, run the study into ``<out>/<filename>``, plot, summarise."""
     config = config_from_args(parser, study.config, args)
+    if study.cost:
+        try:
+            load(study.cost)(config)
+        except ConfigError as exc:
+            config_error(parser, exc)
     path = check_out(parser, args.out) / study.filename
     kwargs: dict[str, Any] = {"path": path, "progress": show_progress(args)}
     kwargs.update({opt: getattr(args, opt) for opt in study.run_options})

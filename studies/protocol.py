@@ -84,6 +84,9 @@ class Study:
         runner: the module holding ``run``.
         plots: the module holding ``plot(ds, path)`` and ``summarize(ds)`` (also used by ``akorn show``).
         run_options: which of ``scheduler``, ``workers``, ``overwrite`` ``run`` accepts.
+        cost: ``"module:function"``; ``function(config)`` raises a
+            :class:`~studies.config.ConfigError` naming the option when the run cannot finish or
+            fit (see :mod:`studies.cost`), before anything is built. Torch-free.
     """
 
     config: type
@@ -91,6 +94,7 @@ class Study:
     runner: str
     plots: str
     run_options: tuple[str, ...] = ()
+    cost: str = ""
 
 
 class Outcome(NamedTuple):

@@ -222,3 +222,19 @@ def test_library_progress_bars_stay_off_a_log(tmp_path, capsys):
             TrainConfig(epochs=1, batch_size=4, device="cpu"), out_dir=tmp_path, progress=True).fit()
     err = capsys.readouterr().err
     assert "squares" not in err and "epoch 1/1" not in err and "\r" not in err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["sync", "--dt", "5e-324"], "--dt"),
+    (["landscape", "--dt", "1e-300"], "--dt"),
+    (["landscape", "--N", "1e11"], "--N"),
+    (["landscape", "--inits", "1e9"], "--inits"),
+    (["integrators", "--levels", "200"], "--levels"),
+    (["integrators", "--N", "1e7"], "--N"),
+])
+def test_every_study_refuses_runs_that_cannot_finish_or_fit(argv, option, tmp_path, capsys):
+    started = time.monotonic()
+    code, _, err = _run([*argv, "--no-plot", "--out", str(tmp_path)], capsys)
+    line = _one_line(err)
+    assert code == 2 and f"argument {option}" in line, line
+    assert time.monotonic() - started < 30 and not list(tmp_path.glob("*.h5"))

@@ -141,9 +141,17 @@ def test_runs_that_cannot_finish_or_fit_are_refused_before_starting(changes, fie
 
 
 def test_cost_of_the_presets_is_accepted():
+    from studies import cost as rules
+    from studies.landscape import config as landscape
+    from studies.landscape import cost as landscape_cost
+    from studies.methods import config as methods
+    from studies.methods import cost as methods_cost
+
     for preset in ("quick", "paper"):
-        estimate = cost.check_cost(sync.Config.preset(preset), memory=16e9)
-        assert estimate.steps_per_run < cost.MAX_STEPS_PER_RUN and estimate.memory < 16e9
+        for check, config in ((cost.check_cost, sync.Config), (landscape_cost.check_cost, landscape.Config),
+                              (methods_cost.check_cost, methods.Config)):
+            estimate = check(config.preset(preset), memory=16e9)
+            assert estimate.steps_per_run < rules.MAX_STEPS_PER_RUN and estimate.memory < 16e9
 
 
 _SECOND_WRITER = """
