@@ -385,8 +385,9 @@ def test_load_model_weights_raw_and_ema(tmp_path):
         load_model_weights(tmp_path / "plain", linear())
 
 
-def test_progress_bar_is_shown_on_the_main_process(tmp_path, capsys):
+def test_progress_bar_is_shown_on_the_main_process_on_a_terminal(tmp_path, capsys, monkeypatch):
     assert is_main_process()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal; a log gets no bar (test_cli_errors)
     train(linear(), mse, regression_data(), TrainConfig(epochs=2, batch_size=8, device="cpu", checkpoint_every=2),
           out_dir=tmp_path)
     err = capsys.readouterr().err
