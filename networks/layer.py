@@ -124,6 +124,17 @@ def _check_gamma(gamma: object, gamma_max: object, learn_gamma: object) -> tuple
     return gamma, gamma_max
 
 
+def _method_error(method: object) -> ValueError:
+    """The refusal of a ``method`` that is not a registered name (a solver object such as
+    ``integrators.Compiled(...)``, or an unknown name)."""
+    if isinstance(method, str):
+        return ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+    return ValueError(f"method: a KuramotoLayer takes a method by its registered name (a key of integrators.METHODS: "
+                      f"a fixed-step one such as 'euler_normalized' for a discrete layer, any for a continuous one), "
+                      f"not a {type(method).__name__} object; to run the layer compiled, compile the module "
+                      f"instead: torch.compile(layer), or torch.compile(model) for the model around it")
+
+
 def _check_schedule(method: object, t_span: object, adjoint: object, dt: object, rtol: object, atol: object,
                     learn_gamma: bool) -> float | None:
     """Check how the layer runs (method, continuous span or discrete steps, adjoint); returns ``dt``.
@@ -138,7 +149,7 @@ def _check_schedule(method: object, t_span: object, adjoint: object, dt: object,
         raise ValueError(f"adjoint: expected a bool, or for a discrete layer a positive number of steps per "
                          f"checkpoint segment, got {adjoint!r}")
     if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+        raise _method_error(method)
     solver_cls = METHODS[method]
     if t_span is None:
         if solver_cls.adaptive:
@@ -312,7 +323,7 @@ class KuramotoLayer(nn.Module):
         scale = _positive_float(step_scale, "step_scale")
         if method is not None:
             if not isinstance(method, str) or method not in METHODS:
-                raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+                raise _method_error(method)
             cls = METHODS[method]
             if cls.adaptive:
                 raise ValueError(f"method: {method!r} is adaptive; a discrete layer needs a fixed-step method")

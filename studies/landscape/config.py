@@ -8,6 +8,7 @@ import math
 from typing import Any, ClassVar, Literal
 
 from studies.config import ConfigError, StudyConfig, param
+from studies import units
 from studies.protocol import Study
 
 __all__ = ["STUDY", "Config", "FILENAME"]
@@ -31,18 +32,19 @@ class Config(StudyConfig):
     N: int = param(64, "number of oscillators (a square number for the lattice)")
     n: int = param(3, "sphere dimension of an oscillator")
     patterns: int = param(4, "stored patterns of the Hopfield coupling")
-    stimulus: float = param(0.0, "strength |c_i| of a fixed random stimulus (0: none)", units="1")
+    stimulus: float = param(0.0, "strength |c_i| of a fixed random stimulus (0: none)", units=units.RATE)
     omega_width: float = param(0.0, "standard deviation of Gaussian natural frequencies (0: Ω = 0, the gradient "
-                                    "flow; even n only)", units="1")
+                                    "flow; even n only)", units=units.ANGULAR_VELOCITY)
     inits: int = param(128, "random initial states (one batch)")
-    t_max: float = param(50.0, "integration time", units="1")
-    dt: float = param(0.1, "integrator step", units="1")
-    sample_dt: float = param(0.5, "interval at which energy and r are recorded (a multiple of dt)", units="1")
+    t_max: float = param(50.0, "integration time", units=units.TIME)
+    dt: float = param(0.1, "integrator step", units=units.TIME)
+    sample_dt: float = param(0.5, "interval at which energy and r are recorded (a multiple of dt)",
+                             units=units.TIME)
     method: str = param("rk4_normalized", "integrator (integrators.METHODS): rk4_normalized stays on the spheres "
                                           "by normalising; cf4 and rkmk4 exactly, at 3-5x the cost")
-    tol: float = param(1e-4, "a run has converged when max_i |f_i(x)| is below this", units="1")
+    tol: float = param(1e-4, "a run has converged when max_i |f_i(x)| is below this", units=units.RATE)
     cluster_distance: float = param(0.05, "final states closer than this mean geodesic distance (after alignment) "
-                                          "are the same fixed point", units="rad")
+                                          "are the same fixed point", units=units.RADIAN)
     project_inits: int = param(12, "trajectories kept for the 2-D projection plot")
     grid: int = param(50, "resolution of the energy contour on the projection plane")
     seed: int = param(0, "seed of the coupling, stimulus and initial states")

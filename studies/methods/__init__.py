@@ -15,18 +15,22 @@ The runs are timed one after another in this process (not on Dask): parallel run
 shared machine would measure each other. Set ``OMP_WAIT_POLICY=PASSIVE`` (the ``akorn``
 command does) so that torch's idle threads do not spin.
 
-Results (``integrators.h5``): dims ``method × h`` (for adaptive methods the ``h`` index is
-the tolerance level: see ``rtol`` and ``h_effective``); variables ``error``, ``drift``,
-``wall_time``, ``cpu_time``, ``nfe``, ``steps``, ``rejected``, ``status``, per-method
-``order``, ``order_observed``, ``adaptive``, ``stays_on_sphere``. Plot: error vs step size
-(order slopes) and error vs wall time (work–precision), and the sphere drift.
+Results (``integrators.h5``): dims ``solver × h`` (named ``solver``, not ``method``, which
+``Dataset.sel`` takes as its own keyword; for adaptive methods the ``h`` index is the tolerance
+level: see ``rtol`` and ``h_effective``); variables ``error``, ``drift``, ``wall_time``,
+``cpu_time``, ``nfe``, ``steps``, ``rejected``, ``status``, per method ``order``,
+``order_observed``, ``order_note`` (which errors the fit used, or why it is NaN: an adaptive
+method, or step sizes too coarse for the asymptotic rate), ``adaptive``, ``stays_on_sphere``.
+Step sizes are in model time units (:mod:`studies.units`). Plot: error vs step size (order
+slopes) and error vs wall time (work–precision), and the sphere drift.
 """
 
 from __future__ import annotations
 
 from studies.lazy import lazy_attributes
-from studies.methods.config import FILENAME, REFERENCE, STUDY, Config
+from studies.methods.config import FILENAME, REFERENCE, STUDY, Config, upgrade
 
-__all__ = ["Config", "FILENAME", "REFERENCE", "STUDY", "build_problem", "fit_order", "plot", "run", "summarize"]
+__all__ = ["Config", "FILENAME", "REFERENCE", "STUDY", "build_problem", "fit_order", "order_note", "plot", "run",
+           "summarize", "upgrade"]
 
 __getattr__ = lazy_attributes(__name__, "experiment plots")

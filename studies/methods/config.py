@@ -9,14 +9,26 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from studies.config import ConfigError, StudyConfig, param
+from studies import units
 from studies.protocol import Study
 
-__all__ = ["STUDY", "Config", "FILENAME", "REFERENCE"]
+__all__ = ["STUDY", "Config", "FILENAME", "REFERENCE", "RENAMED_DIMS", "upgrade"]
 
 FILENAME = "integrators.h5"
 
 
 REFERENCE = "scipy_reference"
+
+#: Dimensions renamed since earlier result files: ``method`` is a keyword of ``Dataset.sel``, so
+#: ``ds.sel(method="rk4")`` silently selected nothing and returned every method.
+RENAMED_DIMS = {"method": "solver"}
+
+
+def upgrade(ds: Any) -> Any:
+    """An integrators Dataset in the current layout: an earlier file's ``method`` dimension is
+    renamed ``solver`` (the file itself is not touched)."""
+    old = {k: v for k, v in RENAMED_DIMS.items() if k in ds.dims and v not in ds.dims}
+    return ds.rename(old) if old else ds
 
 
 #: The paper preset: more oscillators, levels and repeats.
@@ -35,12 +47,14 @@ class Config(StudyConfig):
     N: int = param(32, "number of oscillators")
     n: int = param(2, "sphere dimension (natural frequencies need an even n; odd n runs with Ω = 0)")
     batch: int = param(4, "random initial states integrated together")
-    coupling: float = param(1.0, "scale of the dense Gaussian coupling J_ij ~ coupling·N(0, 1/N)", units="1")
-    omega_width: float = param(1.0, "standard deviation of the Gaussian natural frequencies (0: Ω = 0)", units="1")
-    stimulus: float = param(0.5, "strength |c_i| of a random stimulus (0: none)", units="1")
+    coupling: float = param(1.0, "scale of the dense Gaussian coupling J_ij ~ coupling·N(0, 1/N)",
+                            units=units.RATE)
+    omega_width: float = param(1.0, "standard deviation of the Gaussian natural frequencies (0: Ω = 0)",
+                               units=units.ANGULAR_VELOCITY)
+    stimulus: float = param(0.5, "strength |c_i| of a random stimulus (0: none)", units=units.RATE)
     levels: int = param(5, "step sizes h_max/2^k (and tolerances rtol_max·10^-k), k = 0 .. levels-1")
-    t_end: float = param(5.0, "integration time", units="1")
-    h_max: float = param(0.5, "largest step size of fixed-step methods", units="1")
+    t_end: float = param(5.0, "integration time", units=units.TIME)
+    h_max: float = param(0.5, "largest step size of fixed-step methods", units=units.TIME)
     rtol_max: float = param(1e-3, "loosest tolerance (rtol = atol) of adaptive methods", units="1")
     repeats: int = param(3, "timed repetitions per run (the median is kept; a run slower than 0.5 s is timed once)")
     max_steps: int = param(2000, "step budget of an adaptive run; tighter tolerances of a method that exceeds it "

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 import kuramoto as ku
 from integrators import METHODS, SolverError, solve
-from studies import storage
-from studies.methods.config import REFERENCE, Config
+from studies import storage, units
+from studies.methods.config import REFERENCE, Config, upgrade
 
-__all__ = ["build_problem", "fit_order", "run"]
+__all__ = ["FIT_CEILING", "build_problem", "fit_order", "order_note", "run"]
 
 
 def build_problem(config: Config):
@@ -43,7 +43,12 @@ def build_problem(config: Config):
     return field, x0
 
 
-def fit_order(h: np.ndarray, error: np.ndarray, floor: float = 1e-11, ceiling: float = 0.3) -> float:
+#: Errors inside this range enter the order fit: below it round-off, above it the steps are too
+#: coarse for the asymptotic rate (a distance between unit vectors is at most 2).
+FIT_CEILING = 0.3
+
+
+def fit_order(h: np.ndarray, error: np.ndarray, floor: float = 1e-11, ceiling: float = FIT_CEILING) -> float:
     """Least-squares slope of ``log error`` vs ``log h`` over the points with ``floor < error < ceiling``.
 
     Points at round-off (below ``floor``) or outside the asymptotic range (above ``ceiling``)
@@ -130,45 +135,96 @@ class _Runs:
         return bool(cls.adaptive and self.steps[i, k] > config.max_steps / 3)
 
 
+def _fit_floor(config: Config) -> float:
+    return 1e-10 if config.dtype == "float64" else 1e-5
+
+
+def order_note(h: np.ndarray, error: np.ndarray, *, adaptive: bool, floor: float, ceiling: float = FIT_CEILING) -> str:
+    """Why :func:`fit_order` gives a slope or NaN for one method's errors ``[levels]``: which step
+    sizes it used, or which ones it left out and for what reason."""
+    if adaptive:
+        return "not fitted: adaptive method (its h index is a tolerance level, not a step size)"
+    h, error = np.asarray(h, dtype=float), np.asarray(error, dtype=float)
+    bad = ~(np.isfinite(error) & np.isfinite(h))
+    above, below = ~bad & (error >= ceiling), ~bad & (error <= floor)
+    used = int((~bad & ~above & ~below).sum())
+    window = f"an error in ({floor:g}, {ceiling:g})"
+    if used >= 2:
+        return f"fitted over {used} of {error.size} step sizes with {window}"
+    reasons = [f"{int(bad.sum())} failed or skipped (see status)"] if bad.any() else []
+    if above.any():
+        left = " (errors above 2, the largest distance between unit vectors: the state left the spheres)" \
+            if (error[above] > 2).any() else ""
+        reasons.append(f"{int(above.sum())} at or above {ceiling:g}: the steps are too coarse for the method to "
+                       f"reach its asymptotic rate{left}; smaller steps (more --levels, smaller --h-max) reach it")
+    if below.any():
+        reasons.append(f"{int(below.sum())} at or below {floor:g}: round-off")
+    return (f"not fitted (NaN): {used} of {error.size} step sizes have {window}, two are needed; "
+            + "; ".join(reasons))
+
+
+def _per_run_vars(config: Config, runs: _Runs) -> dict[str, Any]:
+    """The ``[solver, h]`` measurements with their units and what a NaN means."""
+    dims = ("solver", "h")
+    failed = "NaN: the run failed or was skipped (its status says why)"
+    one = {"units": units.DIMENSIONLESS}
+    return {
+        "error": (dims, runs.error, {**one, "long_name": f"max_i |x_i(t_end) - x_ref,i(t_end)| against {REFERENCE} "
+                                                         f"(distance between unit vectors, at most 2)",
+                                     "comment": failed}),
+        "drift": (dims, runs.drift, {**one, "long_name": "max_i | |x_i(t_end)| - 1 | (distance off the spheres)",
+                                     "comment": failed}),
+        "wall_time": (dims, runs.wall, {"units": units.SECONDS, "long_name": f"wall time of one solve (median of "
+                                                                             f"{config.repeats})", "comment": failed}),
+        "cpu_time": (dims, runs.cpu, {"units": units.SECONDS, "long_name": "process CPU time of one solve (median)",
+                                      "comment": failed}),
+        "nfe": (dims, runs.nfe, {**one, "long_name": "field evaluations", "comment": "0 for a failed or skipped run"}),
+        "steps": (dims, runs.steps, {**one, "long_name": "attempted steps",
+                                     "comment": "0 for a failed or skipped run"}),
+        "rejected": (dims, runs.rejected, {**one, "long_name": "rejected steps"}),
+        "status": (dims, runs.status.astype(str).astype(object), {"long_name": "solver status"}),
+    }
+
+
 def _dataset(config: Config, names: list[str], runs: _Runs, ref_drift: float, ref_wall: float) -> xr.Dataset:
-    """The comparison as a Dataset (dims ``method``, ``h``) with the fitted orders."""
-    floor = 1e-10 if config.dtype == "float64" else 1e-5
-    observed = np.array([fit_order(runs.h_eff[i], runs.error[i], floor=floor) if not METHODS[m].adaptive else np.nan
-                         for i, m in enumerate(names)])
-    one = {"units": "1"}
+    """The comparison as a Dataset (dims ``solver``, ``h``) with the fitted orders and why a fit is missing."""
+    floor = _fit_floor(config)
+    adaptive = [METHODS[m].adaptive for m in names]
+    observed = np.array([np.nan if a else fit_order(runs.h_eff[i], runs.error[i], floor=floor, ceiling=FIT_CEILING)
+                         for i, a in enumerate(adaptive)])
+    notes = np.array([order_note(runs.h_eff[i], runs.error[i], adaptive=a, floor=floor)
+                      for i, a in enumerate(adaptive)], dtype=object)
+    one = {"units": units.DIMENSIONLESS}
     return xr.Dataset(
         {
-            "error": (("method", "h"), runs.error, {**one, "long_name": "max_i |x_i(t_end) − x_ref,i(t_end)| against "
-                                                                  "scipy_reference"}),
-            "drift": (("method", "h"), runs.drift, {**one, "long_name": "max_i | |x_i(t_end)| − 1 | (distance off the "
-                                                                  "spheres)"}),
-            "wall_time": (("method", "h"), runs.wall, {"units": "s", "long_name": f"wall time of one solve (median of "
-                                                                             f"{config.repeats})"}),
-            "cpu_time": (("method", "h"), runs.cpu, {"units": "s",
-                                                     "long_name": "process CPU time of one solve (median)"}),
-            "nfe": (("method", "h"), runs.nfe, {**one, "long_name": "field evaluations"}),
-            "steps": (("method", "h"), runs.steps, {**one, "long_name": "attempted steps"}),
-            "rejected": (("method", "h"), runs.rejected, {**one, "long_name": "rejected steps"}),
-            "status": (("method", "h"), runs.status.astype(str).astype(object), {"long_name": "solver status"}),
-            "order": (("method",), np.array([METHODS[m].order for m in names], dtype=np.int64),
+            **_per_run_vars(config, runs),
+            "order": (("solver",), np.array([METHODS[m].order for m in names], dtype=np.int64),
                       {**one, "long_name": "nominal order of the method"}),
-            "order_observed": (("method",), observed, {**one, "long_name": "fitted slope of log error vs log h "
-                                                                           "(fixed-step methods)"}),
-            "adaptive": (("method",), np.array([int(METHODS[m].adaptive) for m in names], dtype=np.int8),
+            "order_observed": (("solver",), observed, {**one, "long_name": "fitted slope of log error vs log h "
+                                                                           "(fixed-step methods)",
+                                                       "comment": "NaN: not fitted; order_note says why (an adaptive "
+                                                                  "method, or fewer than two step sizes with an "
+                                                                  "error inside the fit range)"}),
+            "order_note": (("solver",), notes, {"long_name": "which errors the order fit used, or why there is none"}),
+            "adaptive": (("solver",), np.array([int(a) for a in adaptive], dtype=np.int8),
                          {**one, "long_name": "1 for an adaptive method (h index = tolerance level)"}),
-            "stays_on_sphere": (("method",), np.array([int(METHODS[m].stays_on_sphere) for m in names],
+            "stays_on_sphere": (("solver",), np.array([int(METHODS[m].stays_on_sphere) for m in names],
                                                       dtype=np.int8),
                                 {**one, "long_name": "1 if the method keeps |x_i| = 1 by construction"}),
             "reference_drift": ((), ref_drift, {**one, "long_name": "drift of the reference solution"}),
-            "reference_wall_time": ((), ref_wall, {"units": "s", "long_name": "wall time of the reference solve"}),
+            "reference_wall_time": ((), ref_wall, {"units": units.SECONDS,
+                                                   "long_name": "wall time of the reference solve"}),
         },
         coords={
-            "method": ("method", np.asarray(names, dtype=object), {"long_name": "integration method"}),
-            "h": ("h", config.steps, {**one, "long_name": "nominal step size of fixed-step methods"}),
-            "h_effective": (("method", "h"), runs.h_eff, {**one,
-                                                          "long_name": "mean accepted step t_end/accepted steps"}),
-            "rtol": (("method", "h"), runs.rtol, {**one, "long_name": "rtol = atol of adaptive methods (NaN for "
-                                                                 "fixed-step ones)"}),
+            "solver": ("solver", np.asarray(names, dtype=object),
+                       {"long_name": "integration method (a name in integrators.METHODS)"}),
+            "h": ("h", config.steps, {"units": units.TIME, "long_name": "nominal step size of fixed-step methods "
+                                                                        "(for adaptive ones the tolerance level)"}),
+            "h_effective": (("solver", "h"), runs.h_eff, {"units": units.TIME, "long_name": "mean accepted step "
+                                                                                              "t_end / accepted steps",
+                                                          "comment": "NaN: the run failed or was skipped"}),
+            "rtol": (("solver", "h"), runs.rtol, {**one, "long_name": "rtol = atol of adaptive methods",
+                                                  "comment": "NaN: a fixed-step method (it has no tolerance)"}),
         },
     )
 
@@ -185,14 +241,14 @@ def run(config: Config, *, path: str | Path | None = None, progress: bool = True
         overwrite: replace a file at ``path`` that holds a different config.
 
     Returns:
-        The Dataset described in the module doc (dims ``method``, ``h``).
+        The Dataset described in the module doc (dims ``solver``, ``h``).
     """
 
     if not isinstance(config, Config):
         raise TypeError(f"config: expected an integrators Config, got {type(config).__name__}")
     finished = storage.finished_result(path, config, Config.study, overwrite=overwrite)
     if finished is not None:
-        return finished
+        return upgrade(finished)
     dtype = {"float64": torch.float64, "float32": torch.float32}[config.dtype]
     field64, x64 = build_problem(config)
     t = torch.tensor([0.0, config.t_end], dtype=torch.float64)
@@ -209,7 +265,9 @@ def run(config: Config, *, path: str | Path | None = None, progress: bool = True
                         x_ref, bar)
     ds = _dataset(config, names, runs, ref_drift, ref_wall)
     ds.attrs = storage.result_attrs(Config.study, config, config.seed, complete=1, reference=REFERENCE,
-                                    reference_rtol=1e-12, timing="sequential, in this process")
+                                    reference_rtol=1e-12, timing="sequential, in this process",
+                                    order_fit_range=[_fit_floor(config), FIT_CEILING],
+                                    units_convention=units.CONVENTION)
     if path is not None:
         storage.write_dataset(ds, path)
         ds = storage.open_dataset(path, study=Config.study)

@@ -265,6 +265,11 @@ def _segment(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
     return _Segmented(preds, step_ari, torch.cat(ex_feats, dim=0), states_e)
 
 
+#: What a NaN score means (attributes of the result variables).
+_NO_OBJECTS = "NaN: an image without foreground objects (left out of the means)"
+_NO_IMAGE = "NaN: no image with foreground objects to average over"
+
+
 def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int, empty: str = "skip") -> xr.Dataset:
     """FG-ARI and MBO per image with their summaries, the examples, and AKOrN's per-step views."""
     preds, step_ari, feats_e, masks = seg.preds, seg.step_ari, seg.features, scenes.masks
@@ -272,18 +277,21 @@ def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int, empty: str = "sk
     ari, overlap = fg_ari(masks, preds, empty=empty), mbo(masks, preds)
     sa, so = summarize(ari), summarize(overlap)
     one = {"units": "1"}
+    no_objects, none = {"comment": _NO_OBJECTS}, {"comment": _NO_IMAGE}
+    rule = {"empty_foreground": _EMPTY_TEXT[empty], **(no_objects if empty == "skip" else {})}
     data_vars: dict[str, Any] = {
-        "fg_ari": ("image", ari, {"long_name": "foreground adjusted Rand index of the predicted masks",
-                                  "empty_foreground": _EMPTY_TEXT[empty], **one}),
-        "mbo": ("image", overlap, {"long_name": "mean best overlap (IoU) of the ground-truth objects", **one}),
+        "fg_ari": ("image", ari, {"long_name": "foreground adjusted Rand index of the predicted masks", **one,
+                                  **rule}),
+        "mbo": ("image", overlap, {"long_name": "mean best overlap (IoU) of the ground-truth objects", **one,
+                                   **no_objects}),
         "num_objects": ("image", scenes.num_objects.astype(np.int64), {"long_name": "objects in the ground truth",
                                                                         **one}),
         "fg_ari_mean": ((), sa.mean, {"long_name": "FG-ARI, mean over images with objects" if empty == "skip" else
-                                      "FG-ARI, mean over all images (no foreground scores 1.0)",
-                                      "empty_foreground": _EMPTY_TEXT[empty], **one}),
-        "fg_ari_std": ((), sa.std, {"long_name": "FG-ARI, standard deviation over images", **one}),
-        "mbo_mean": ((), so.mean, {"long_name": "MBO, mean over images with objects", **one}),
-        "mbo_std": ((), so.std, {"long_name": "MBO, standard deviation over images", **one}),
+                                      "FG-ARI, mean over all images (no foreground scores 1.0)", **one, **none,
+                                      "empty_foreground": _EMPTY_TEXT[empty]}),
+        "fg_ari_std": ((), sa.std, {"long_name": "FG-ARI, standard deviation over images", **one, **none}),
+        "mbo_mean": ((), so.mean, {"long_name": "MBO, mean over images with objects", **one, **none}),
+        "mbo_std": ((), so.std, {"long_name": "MBO, standard deviation over images", **one, **none}),
         "images_scored": ((), np.int64(sa.count), {"long_name": "images in the FG-ARI mean", **one}),
         "example_index": ("example", np.arange(e, dtype=np.int64), {"long_name": "index of the example in the test set",
                                                                     **one}),
@@ -307,7 +315,7 @@ def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int, empty: str = "sk
                           {"long_name": "Kuramoto step t of the last block", **one})
         data_vars["fg_ari_by_step"] = (("step", "image"), step_ari,
                                        {"long_name": "FG-ARI of clustering the oscillator states x_t of the last "
-                                                     "block", **one})
+                                                     "block", **one, **rule})
         data_vars["state_rgb"] = (("example", "step", "ty", "tx", "channel"), pca_colours(states_e),
                                   {"long_name": "oscillator states shown as RGB: per-image 3-D PCA of x_T, every "
                                                 "step projected on it", **one})
@@ -382,11 +390,12 @@ def _add_untrained(ds: xr.Dataset, cfg: Config, scenes: SceneData, device: torch
                               ("mbo", mbo(scenes.masks, pred), "MBO")):
         summary = summarize(values)
         ds[f"untrained_{key}"] = ("image", values, {"long_name": f"{what} of the run's initial (untrained) weights",
-                                                    **one})
+                                                    **one, "comment": _NO_OBJECTS})
         ds[f"untrained_{key}_mean"] = ((), summary.mean, {"long_name": f"{what} of the initial weights, mean over "
-                                                                       f"images", **one})
+                                                                       f"images", **one, "comment": _NO_IMAGE})
         ds[f"untrained_{key}_std"] = ((), summary.std, {"long_name": f"{what} of the initial weights, standard "
-                                                                     f"deviation over images", **one})
+                                                                     f"deviation over images", **one,
+                                                        "comment": _NO_IMAGE})
 
 
 def _training_record(directory: Path) -> dict[str, Any]:

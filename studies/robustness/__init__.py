@@ -1,6 +1,10 @@
 """Robustness and calibration of image classifiers (AKOrN vs. a convolutional baseline).
 
-Building blocks of the study of paper section 5.3 / Table 4:
+The study of paper section 5.3 / Table 4: ``akorn robustness train`` trains AKOrN, AKOrN^mix or
+the ConvNet baseline into a run directory, and ``akorn robustness eval`` attacks, corrupts and
+calibrates the trained classifiers into one Dataset with its figures.
+
+Its building blocks:
 
 * :mod:`~studies.robustness.data` (gathering images, files and shapes): Fashion-MNIST (Debian package
   ``dataset-fashion-mnist``),

@@ -24,10 +24,13 @@ from studies.storage import result_attrs
 __all__ = []
 
 
-def _var(dims: tuple[str, ...], values: Any, long_name: str, units: str | None = "1") -> xr.Variable:
+def _var(dims: tuple[str, ...], values: Any, long_name: str, units: str | None = "1", comment: str | None = None
+         ) -> xr.Variable:
     attrs = {"long_name": long_name}
     if units is not None:
         attrs["units"] = units
+    if comment is not None:
+        attrs["comment"] = comment
     return xr.Variable(dims, values, attrs=attrs)
 
 
@@ -139,7 +142,8 @@ def _measure_vars(per_model: list[dict[str, Any]], probs: list[np.ndarray], data
                                "1 if the attacked image is still classified correctly, 0 if not, NaN if not "
                                "attacked"),
         "attack_seconds": _var(M + ("attack", "eps"), stack("attack_seconds"),
-                               "wall-clock time of the attack and the predictions", "s"),
+                               "wall-clock time of the attack and the predictions", "s",
+                               "NaN: attack not run at this eps"),
         "attack_images": _var(("attack",), np.array([config.images_of(a) for a in config.attacks],
                                                     dtype=np.int64),
                               "number of test images the attack is run on (the first of the subset)"),

@@ -96,20 +96,24 @@ def _accuracy_vars(config: EvalSettings, kinds: list[str], steps: list[int], pla
 
     acc_dims = ("model", "split", "T")
     vote_dims = acc_dims + ("K", "score")
+    not_evaluated = ("NaN: the model is not evaluated at this T (the Transformer is not iterative and runs at its "
+                     "own T only; the others at t_eval and their training T)")
     data_vars: dict[str, xr.Variable] = {
         "board_acc": _var(acc_dims, acc["board_acc"], "board accuracy: fraction of boards with every blank cell right "
-                         "(one initial state per board, all test boards)"),
-        "cell_acc": _var(acc_dims, acc["cell_acc"], "fraction of blank cells right (one initial state per board)"),
+                         "(one initial state per board, all test boards)", comment=not_evaluated),
+        "cell_acc": _var(acc_dims, acc["cell_acc"], "fraction of blank cells right (one initial state per board)",
+                        comment=not_evaluated),
         "vote_board_acc": _var(vote_dims, vacc["board_acc"], "board accuracy of the lowest-energy copy among K "
                               "(first n_vote boards)", comment="NaN: not run (model without energy, or T not in "
                               "the selection steps)"),
         "vote_cell_acc": _var(vote_dims, vacc["cell_acc"], "fraction of blank cells right for the lowest-energy copy "
-                             "among K (first n_vote boards)"),
+                             "among K (first n_vote boards)", comment="NaN: not run (model without energy, or T not "
+                             "in the selection steps)"),
         "along_board_acc": _var(("model", "split", "t"), along_acc, "board accuracy of the answer read out at step t "
                                "of one run of the largest T (first n_vote boards)", comment="NaN: model without "
                                "per-step readout (only AKOrN has one)"),
         "along_energy": _var(("model", "split", "t"), along_energy, "mean energy E(x_t) of the last Kuramoto layer "
-                            "along the same run"),
+                            "along the same run", comment="NaN: model without energies (only AKOrN has them)"),
     }
     sample_dims = ("sample", "row", "col")
     data_vars["prediction"] = _var(acc_dims + sample_dims, pred, "predicted digits of the sample boards "
@@ -164,7 +168,9 @@ def _run_vars(config: EvalSettings, runs: list[Run]) -> dict[str, xr.Variable]:
             if name in r.history:
                 v = r.history[name].values
                 values[i, :v.size] = v
-        data_vars[out_name] = _var(("model", "epoch"), values, long_name, "s" if out_name == "epoch_seconds" else "1")
+        data_vars[out_name] = _var(("model", "epoch"), values, long_name, "s" if out_name == "epoch_seconds" else "1",
+                                   comment="NaN: past this model's last epoch, or no training record (curves are "
+                                           "padded to the longest run)")
     data_vars["epochs_trained"] = _var(("model",), np.array([r.history.sizes.get("epoch", 0) if r.history is not None
                                                             else 0 for r in runs]), "epochs trained")
     return data_vars

@@ -1,18 +1,21 @@
 """``akorn sync``: the synchronisation transition of the Kuramoto model, r(K) against theory.
 
-The classic experiment (Kuramoto 1975; Strogatz 2000): N oscillators with natural
-frequencies ω_i drawn from a density g(ω), coupled all-to-all with strength K,
+The classic experiment (Kuramoto 1975; Strogatz 2000): N oscillators with natural frequencies
+drawn from a density g(ω), coupled all-to-all with strength K, run from random phases through a
+transient; then the order parameter r is averaged over time, for K on a grid and several seeds,
+and compared with Kuramoto's mean-field theory. The default is the textbook case: n = 2,
+quantile-sampled Lorentzian frequencies of half-width Δ = 0.5 (K_c = 1), N = 2000, K in [0, 4] at
+21 values, 3 seeds. Options cover Gaussian and uniform g (the uniform case jumps at K_c),
+adiabatic forward/backward sweeps (hysteresis), several N (finite-size scaling), vector
+oscillators (n = 3, 4) and sparse graphs (ring, Erdős–Rényi, 2-D lattice).
 
-    dθ_i/dt = ω_i + (K/N) Σ_j sin(θ_j − θ_i)     (n = 2; in vector form on S^{n−1} in general),
+The model (n = 2; in vector form on S^{n−1} in general):
 
-run through a transient from random phases, then the order parameter r = |mean_j e^{iθ_j}|
-averaged over time, for K on a grid and several seeds. Above K_c = 2/(π g(0)) (K_c = 2Δ for a
-Lorentzian of half-width Δ) a locked cluster forms and r follows Kuramoto's self-consistency
-curve (``sqrt(1 − 2Δ/K)`` for the Lorentzian); below it r is O(1/√N). The default is the
-textbook case: n = 2, all-to-all, quantile-sampled Lorentzian ω with Δ = 0.5, N = 2000,
-K ∈ [0, 4] at 21 values, 3 seeds. Options cover Gaussian and uniform g (the uniform case
-jumps at K_c), adiabatic forward/backward sweeps (hysteresis), several N (finite-size
-scaling), vector oscillators (n = 3, 4) and sparse graphs (ring, Erdős–Rényi, 2-D lattice).
+    dθ_i/dt = ω_i + (K/N) Σ_j sin(θ_j − θ_i),      r = |mean_j e^{iθ_j}|.
+
+Above K_c = 2/(π g(0)) (K_c = 2Δ for a Lorentzian of half-width Δ) a locked cluster forms and r
+follows Kuramoto's self-consistency curve (``sqrt(1 − 2Δ/K)`` for the Lorentzian); below it r is
+O(1/√N). Time is in model time units, K and ω are rates in the same unit (:mod:`studies.units`).
 
 **Why the integrator treats the rotation exactly.** The Lorentzian has heavy tails:
 quantile-sampled at N = 2000 the fastest oscillators turn at |ω| ≈ ΔN/π ≈ 320 (thousands at

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from studies.config import ConfigError, StudyConfig, param
+from studies import units
 from studies.protocol import Study
 
 __all__ = ["FILENAME", "MAX_ROTATION_PER_STEP", "ROTATION_EXACT", "STUDY", "Config"]
@@ -42,12 +43,13 @@ class Config(StudyConfig):
     N: tuple[int, ...] = param((2000,), "numbers of oscillators (several values for finite-size scaling)",
                                metavar="INT")
     n: int = param(2, "sphere dimension of an oscillator: 2 is the classic phase model, 3 and 4 vector oscillators")
-    k_min: float = param(0.0, "smallest coupling strength K", units="1")
-    k_max: float = param(4.0, "largest coupling strength K", units="1")
+    k_min: float = param(0.0, "smallest coupling strength K", units=units.RATE)
+    k_max: float = param(4.0, "largest coupling strength K", units=units.RATE)
     k_num: int = param(21, "number of K values, evenly spaced from k_min to k_max")
     distribution: Literal["lorentzian", "gaussian", "uniform"] = param(
         "lorentzian", "natural-frequency density g(ω) (uniform shows the first-order jump)")
-    width: float = param(0.5, "width of g(ω): Lorentzian half-width Δ, Gaussian σ, uniform half-width", units="1")
+    width: float = param(0.5, "width of g(ω): Lorentzian half-width Δ, Gaussian σ, uniform half-width",
+                         units=units.ANGULAR_VELOCITY)
     quantile: bool = param(True, "deterministic quantile frequencies (seeds then differ only in initial states); "
                                  "--no-quantile draws them at random per seed")
     graph: Literal["complete", "ring", "erdos_renyi", "lattice"] = param(
@@ -58,10 +60,10 @@ class Config(StudyConfig):
                        "continuation along increasing/decreasing K (hysteresis)")
     seeds: int = param(3, "number of seeds (random initial states; frequencies too with --no-quantile)")
     seed: int = param(0, "first seed")
-    t_transient: float = param(40.0, "transient discarded before averaging r (per K value)", units="1")
-    t_average: float = param(40.0, "time over which r is averaged (per K value)", units="1")
-    dt: float = param(0.125, "integrator step (initial step for adaptive methods)", units="1")
-    sample_dt: float = param(0.5, "interval at which r(t) is recorded (a multiple of dt)", units="1")
+    t_transient: float = param(40.0, "transient discarded before averaging r (per K value)", units=units.TIME)
+    t_average: float = param(40.0, "time over which r is averaged (per K value)", units=units.TIME)
+    dt: float = param(0.125, "integrator step (initial step for adaptive methods)", units=units.TIME)
+    sample_dt: float = param(0.5, "interval at which r(t) is recorded (a multiple of dt)", units=units.TIME)
     chunks: int = param(4, "time chunks of an independent sweep: the file is appended and checkpointed after each "
                            "(adiabatic sweeps checkpoint after every K value)")
     method: str = param("lawson_rk4", "integrator (integrators.METHODS); the default rotates exactly, see the "

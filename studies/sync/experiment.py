@@ -15,7 +15,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import kuramoto as ku
-from studies import storage
+from studies import storage, units
 from studies.files import exclusive
 from studies.sweep import Sweep
 from studies.sync.config import Config
@@ -73,13 +73,18 @@ def _k_of_chunk(config: Config, group: _Group, chunk: int) -> float:
     return float(K[chunk] if group.direction == "forward" else K[config.k_num - 1 - chunk])
 
 
+#: The time coordinate: model time (:mod:`studies.units`), marked as CF's time axis.
+_TIME_ATTRS = {"units": units.TIME, "axis": "T", "long_name": "simulated time, in the unit the equations are "
+                                                              "written in"}
+
+
 def _traj_dims(config: Config) -> tuple[str, ...]:
     return ("time", "direction", "N", "seed") if config.adiabatic else ("time", "K", "N", "seed")
 
 
 def _coords(config: Config) -> dict[str, Any]:
     coords: dict[str, Any] = {
-        "K": ("K", config.K, {"units": "1", "long_name": "coupling strength K"}),
+        "K": ("K", config.K, {"units": units.RATE, "long_name": "coupling strength K"}),
         "N": ("N", np.asarray(config.N, dtype=np.int64), {"units": "1", "long_name": "number of oscillators"}),
         "seed": ("seed", np.arange(config.seed, config.seed + config.seeds, dtype=np.int64),
                  {"units": "1", "long_name": "random seed of the initial state"}),
@@ -105,15 +110,16 @@ def _chunk_dataset(config: Config, groups: list[_Group], results: list[dict[str,
             Z[sl] = res["Z"]
     times = config.sample_dt * np.arange(bounds[0] + 1, bounds[1] + 1)
     coords = {k: v for k, v in _coords(config).items() if k in dims}
-    coords["time"] = ("time", times, {"units": "1", "long_name": "simulated time (model units)"})
-    data = {"r_t": (dims, r, {"units": "1", "long_name": "order parameter r(t) = |mean_j x_j|"})}
+    coords["time"] = ("time", times, _TIME_ATTRS)
+    data = {"r_t": (dims, r, {"units": units.DIMENSIONLESS, "long_name": "order parameter r(t) = |mean_j x_j|"})}
     if Z is not None:
-        data["Z_t"] = (dims, Z, {"units": "1", "long_name": "complex order parameter Z(t) = r e^{iψ}"})
+        data["Z_t"] = (dims, Z, {"units": units.DIMENSIONLESS,
+                                 "long_name": "complex order parameter Z(t) = r e^{iψ}"})
     if config.adiabatic:
         K_t = np.empty((m, len(config.directions)))
         for d, direction in enumerate(config.directions):
             K_t[:, d] = _k_of_chunk(config, _Group((d, 0), 0, (), direction=direction), chunk)
-        data["K_t"] = (("time", "direction"), K_t, {"units": "1", "long_name": "coupling strength K(t)"})
+        data["K_t"] = (("time", "direction"), K_t, {"units": units.RATE, "long_name": "coupling strength K(t)"})
     return xr.Dataset(data, coords=coords)
 
 
@@ -287,7 +293,7 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
         traj = storage.open_dataset(path, study=Config.study, combine_complex=True)
     ds = _finalize(config, groups, traj, stats, statuses)
     ds.attrs = storage.result_attrs(Config.study, config, config.seed, complete=1, chunks_done=len(bounds),
-                                    chunks_total=len(bounds), executor=where,
+                                    chunks_total=len(bounds), executor=where, units_convention=units.CONVENTION,
                                     wall_time_last_session=round(time.perf_counter() - wall0, 3))
     if path is not None:
         storage.write_dataset(ds, path, unlimited="time")
@@ -346,27 +352,31 @@ def _finalize(config: Config, groups: list[_Group], traj: xr.Dataset, stats: np.
         r_fluct = ds["r_t"].where(window).std("time").transpose("K", "N", "seed").values
         rdims = ("K", "N", "seed")
     ds = ds.assign_coords({k: v for k, v in _coords(config).items() if k not in ds.coords})
-    ds["r"] = (rdims, r, {"units": "1", "long_name": "time-averaged order parameter r"})
-    ds["r_fluctuation"] = (rdims, r_fluct, {"units": "1", "long_name": "standard deviation of r(t) in the averaging "
-                                                                        "window"})
+    ds["r"] = (rdims, r, {"units": units.DIMENSIONLESS, "long_name": "time-averaged order parameter r"})
+    ds["r_fluctuation"] = (rdims, r_fluct, {"units": units.DIMENSIONLESS,
+                                            "long_name": "standard deviation of r(t) in the averaging window"})
     if config.has_theory:
         theory = ku.theory.order_parameter(config.K, config.distribution, config.width)
         kc = ku.theory.critical_coupling(config.distribution, config.width)
     else:
         theory, kc = np.full(config.k_num, np.nan), np.nan
+    no_theory = "NaN: no mean-field theory for this case (it covers n = 2 on the complete graph)"
     ds["r_theory"] = ("K", np.asarray(theory, dtype=float),
-                      {"units": "1", "long_name": "mean-field theory r(K), N → ∞ (NaN where not applicable)"})
-    ds["K_c"] = ((), float(kc), {"units": "1", "long_name": "critical coupling K_c = 2/(π g(0)) (NaN where not "
-                                                           "applicable)"})
+                      {"units": units.DIMENSIONLESS, "long_name": "mean-field theory r(K), N → ∞",
+                       "comment": no_theory})
+    ds["K_c"] = ((), float(kc), {"units": units.RATE, "long_name": "critical coupling K_c = 2/(π g(0))",
+                                 "comment": no_theory})
     ds["r_incoherent"] = ("N", np.asarray([ku.theory.incoherent_order_parameter(N, config.n) for N in config.N]),
-                          {"units": "1", "long_name": "expected r of N independent uniform oscillators"})
+                          {"units": units.DIMENSIONLESS, "long_name": "expected r of N independent uniform "
+                                                                      "oscillators"})
     omega_max = np.zeros((len(config.N), config.seeds))
     for a, N in enumerate(config.N):
         for seeds in _seed_groups(config):
             _, omega = build_frequencies(config, N, seeds[0])
             s0 = seeds[0] - config.seed
             omega_max[a, s0:s0 + len(seeds)] = float(omega.abs().max())
-    ds["omega_max"] = (("N", "seed"), omega_max, {"units": "1", "long_name": "largest natural angular velocity |ω|"})
+    ds["omega_max"] = (("N", "seed"), omega_max, {"units": units.ANGULAR_VELOCITY,
+                                                  "long_name": "largest natural angular velocity |ω|"})
     sdims = ("direction", "N", "seed") if config.adiabatic else ("K", "N", "seed")
     shape = tuple(ds.sizes[d] for d in sdims)
     for j, name in enumerate(("nfe", "steps", "rejected")):
@@ -379,5 +389,5 @@ def _finalize(config: Config, groups: list[_Group], traj: xr.Dataset, stats: np.
         long = {"nfe": "field evaluations", "steps": "integrator steps", "rejected": "rejected steps"}[name]
         ds[f"solver_{name}"] = (sdims, arr, {"units": "1", "long_name": f"solver {long} (per batch of seeds)"})
     ds["solver_status"] = (sdims, status.astype(str).astype(object), {"long_name": "solver status"})
-    ds["time"].attrs.update(units="1", long_name="simulated time (model units)")
+    ds["time"].attrs.update(_TIME_ATTRS)
     return ds

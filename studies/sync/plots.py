@@ -52,7 +52,11 @@ def plot(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def _plot_transition(ax: Any, ds: xr.Dataset, cfg: dict[str, Any]) -> None:
-    """r(K): mean ± spread over seeds per N (and sweep direction), theory and K_c."""
+    """r(K): mean ± sd over seeds per N (and sweep direction) as error bars, theory and K_c.
+
+    Error bars, not a shaded band: a band is interpolated between neighbouring K and drew a wedge
+    across K_c, where r(K) has a kink and the seeds' spread jumps (the sd is defined at the
+    simulated K only)."""
     K = ds["K"].values
     directions = list(ds["direction"].values) if "direction" in ds["r"].dims else [None]
     colors = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"]
@@ -63,7 +67,6 @@ def _plot_transition(ax: Any, ds: xr.Dataset, cfg: dict[str, Any]) -> None:
             mean, std = r.mean("seed").values, r.std("seed").values
             label = f"simulation, N = {N}" + (f", {d}" if d else "") + f" (mean ± sd, {ds.sizes['seed']} seeds)"
             color = colors[a % len(colors)]
-            ax.fill_between(K, mean - std, mean + std, color=color, alpha=0.2, lw=0)
             ax.errorbar(K, mean, yerr=std, fmt=markers.get(d, "o"), ms=4.5, color=color, capsize=2, lw=1,
                         label=label, mfc="white" if d == "backward" else color)
         ax.axhline(float(ds["r_incoherent"].sel(N=N)), color=colors[a % len(colors)], ls=":", lw=1,
@@ -74,7 +77,7 @@ def _plot_transition(ax: Any, ds: xr.Dataset, cfg: dict[str, Any]) -> None:
         ax.plot(fine, ku.theory.order_parameter(fine, cfg["distribution"], cfg["width"]), color="black", lw=1.6,
                 label=f"theory (N → ∞, {cfg['distribution']})")
         ax.axvline(kc, color="crimson", ls="--", lw=1.2, label=f"K_c = 2/(π g(0)) = {kc:.3g}")
-    ax.set_xlabel("coupling strength K (model units)")
+    ax.set_xlabel("coupling strength K (per model time unit)")
     ax.set_ylabel("time-averaged order parameter r")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlim(K.min() - 0.02 * (np.ptp(K) or 1), K.max() + 0.02 * (np.ptp(K) or 1))
@@ -103,7 +106,7 @@ def _plot_trajectories(ax_t: Any, ds: xr.Dataset, cfg: dict[str, Any]) -> None:
             ax_t.plot(t, ds["r_t"].sel(N=N).isel(seed=0, K=k).values, lw=0.9,
                       color=cmap(j / max(1, len(picks) - 1)), label=f"K = {K[k]:.2f}")
         ax_t.axvspan(cfg["t_transient"], t.max(), color="gray", alpha=0.12, label="averaging window")
-    ax_t.set_xlabel("simulated time t (model units)")
+    ax_t.set_xlabel("simulated time t (model time units)")
     ax_t.set_ylabel("order parameter r(t)")
     ax_t.set_ylim(0, 1.02)
     ax_t.grid(alpha=0.3)

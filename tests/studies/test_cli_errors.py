@@ -194,10 +194,10 @@ def test_a_finished_file_from_another_version_is_one_line_then_replaced(tmp_path
     argv = ["landscape", "--N", "8", "--inits", "4", "--t-max", "2", "--no-plot", "--out", str(tmp_path)]
     assert _run(argv, capsys)[0] == 0
     with h5py.File(tmp_path / "landscape.h5", "a") as fh:  # an older file: no checksum, a variable missing
-        del fh["basin_size"]
+        del fh["residual"]
         del fh.attrs[CHECKSUM_ATTR]
     code, _, err = _run(argv, capsys)
-    assert code == 1 and "lacks the variable 'basin_size'" in _one_line(err) and "--overwrite" in err
+    assert code == 1 and "lacks the variable 'residual'" in _one_line(err) and "--overwrite" in err
     code, _, err = _run([*argv, "--overwrite"], capsys)
     assert code == 0, err
     assert _run(argv, capsys)[0] == 0

@@ -33,6 +33,8 @@ from studies.objects.plots import mask_colours, summarize
 from studies.objects.train import SimCLRObjective, _gather, build_model, info_nce
 from studies.training import seed_everything
 
+from .result_checks import assert_result_file
+
 #: A config small enough to train and evaluate in seconds.
 TINY = dict(num_train=64, width=16, heads=4, steps=2, epochs=2, batch_size=32, monitor_every=1, monitor_images=8,
             num_test=12, num_examples=3, ema_after=0, ema_every=1, eval_batch=8)
@@ -382,6 +384,7 @@ def test_train_then_eval_end_to_end_through_the_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FG-ARI" in out and "MBO" in out and "oscillators x_t" in out and "untrained" in out
     ds = storage.open_dataset(run / S.FILENAME, study="objects")
+    assert_result_file(ds, vocabulary=None)
     assert set(ds.sizes) == {"image", "example", "channel", "y", "x", "fy", "fx", "step", "ty", "tx"}
     assert ds.sizes["image"] == 12 and ds.sizes["step"] == 3 and ds.sizes["example"] == 3
     for name in ("fg_ari", "mbo", "num_objects", "fg_ari_mean", "fg_ari_std", "mbo_mean", "mbo_std",

@@ -23,6 +23,8 @@ from studies.robustness.models import load_run
 from studies.robustness.train import augment, train
 from studies.storage import open_dataset
 
+from .result_checks import assert_result_file
+
 # -- a tiny, learnable Fashion-MNIST stand-in ---------------------------------------------------
 
 
@@ -240,6 +242,7 @@ def test_eval_dataset_schema(evaluated: tuple[xr.Dataset, Path]) -> None:
     assert set(json.loads(ds.attrs["train_configs"])) == {"akorn", "convnet"}
     assert list(ds["stochastic"].values) == [1, 0] and (ds["train_epochs"].values == 2).all()
     on_disk = open_dataset(path, study="robustness")
+    assert_result_file(on_disk, vocabulary=None)
     xr.testing.assert_identical(on_disk.drop_attrs(), ds.drop_attrs())
     for name, var in on_disk.variables.items():
         assert "long_name" in var.attrs, name

@@ -32,6 +32,8 @@ def main(args: argparse.Namespace) -> int:
     return run_task(args)
 from studies.training import load_model_weights
 
+from .result_checks import assert_result_file
+
 BOX = (2, 2)
 
 
@@ -423,6 +425,7 @@ def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys
         assert (trained / "tiny" / png).stat().st_size > 10_000
     assert not path.with_suffix(".partial.h5").exists()
     ds = open_dataset(path, study="sudoku")
+    assert_result_file(ds, vocabulary=None)
     assert list(ds.model.values) == ["akorn", "itrsa", "transformer"]
     assert list(ds.split.values) == ["id", "ood"] and list(ds.T.values) == [1, 2, 4]
     assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum"]
