@@ -37,6 +37,8 @@ __all__ = ["CONNECT_TIMEOUT", "Sweep", "SweepError"]
 CONNECT_TIMEOUT = 5.0
 
 
+# Local clusters log nothing below CRITICAL: a failed task is reported once, by SweepError, in one
+# line (Dask would print its traceback to stderr first).
 #: The scheduler of a local cluster serves HTTP (health, metrics) even without a dashboard, by default
 #: on port 8787; when another cluster on the machine holds that port it warns and moves, and a run
 #: with warnings as errors fails. A free local port avoids both.
@@ -124,14 +126,14 @@ class Sweep:
             return
         if self.workers == 0:
             self._cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                                         silence_logs=logging.ERROR, scheduler_kwargs=_NO_FIXED_PORT)
+                                         silence_logs=logging.CRITICAL, scheduler_kwargs=_NO_FIXED_PORT)
         else:
             n = self.workers if self.workers is not None else max(1, min(os.cpu_count() or 1, num_tasks))
             self.workers = n
             env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                         silence_logs=logging.ERROR, env=env, scheduler_kwargs=_NO_FIXED_PORT)
+                                         silence_logs=logging.CRITICAL, env=env, scheduler_kwargs=_NO_FIXED_PORT)
         self._client = Client(self._cluster)
 
     def close(self) -> None:

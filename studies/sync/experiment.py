@@ -15,12 +15,15 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import kuramoto as ku
+from integrators import get_solver
+from integrators.guards import check_stability
 from studies import storage, units
+from studies.config import ConfigError
 from studies.files import exclusive
 from studies.sweep import Sweep
 from studies.sync.config import Config
 from studies.sync.cost import check_cost
-from studies.sync.model import advance, build_frequencies, check_step
+from studies.sync.model import advance, build_coupling, build_frequencies, check_step
 
 __all__ = ["run"]
 
@@ -302,11 +305,21 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
 
 
 def _check_steps(config: Config) -> None:
-    """Refuse a step too large for the fastest oscillator of any run, before anything runs."""
+    """Refuse a step too large for the fastest oscillator, or for the strongest coupling, of any run,
+    before anything runs (the solver would refuse it in every task of the sweep)."""
+    solver = get_solver(config.method)
+    strongest = float(np.abs(config.K).max())
     for N in config.N:
         for seeds in _seed_groups(config):
-            _, omega = build_frequencies(config, N, seeds[0])
+            freq, omega = build_frequencies(config, N, seeds[0])
             check_step(config, float(omega.abs().max()))
+            field = ku.KuramotoField(build_coupling(config, strongest, N, seeds[0]), omega=freq)
+            try:
+                check_stability(solver, field, config.dt)
+            except ValueError as exc:
+                reason = str(exc).removeprefix("dt: ").split(". Use ")[0].split("; ")[0]
+                raise ConfigError("k_max", f"K = {strongest:g} at dt = {config.dt:g}: {reason}; use a smaller "
+                                           f"--k-max or --dt, or an adaptive --method") from None
 
 
 def _store_chunk(config: Config, path: Path, chunk: xr.Dataset, c: int, total: int,

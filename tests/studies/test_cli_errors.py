@@ -96,10 +96,32 @@ def test_unreachable_scheduler_fails_in_seconds_in_one_line(tmp_path, capsys):
     assert time.monotonic() - started < 20
 
 
-def test_a_failing_sweep_task_is_one_line_without_the_config(tmp_path, capsys):
+def test_a_stiff_coupling_is_refused_before_starting(tmp_path, capsys):
     code, _, err = _run(["sync", *TINY, "--k-max", "1e300", "--out", str(tmp_path)], capsys)
     line = _one_line(err)
-    assert code == 1 and line.startswith("akorn sync: error: ") and '"distribution"' not in line
+    assert code == 2 and "argument --k-max" in line and "stiff" in line and '"distribution"' not in line
+    assert not (tmp_path / "sync.h5").exists()
+
+
+_FAILING_TASK = """
+import sys
+from studies.sync import experiment
+def advance(task):
+    raise RuntimeError("the task broke")
+experiment.advance = advance
+from studies.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failing_sweep_task_is_one_line_without_the_config(tmp_path):
+    # in a process of its own: Dask's loggers write to the real stderr, which capsys does not see
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-c", _FAILING_TASK, "sync", *TINY, "--out", str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    line = _one_line(proc.stderr)
+    assert proc.returncode == 1 and line.startswith("akorn sync: error: sweep task") and "the task broke" in line
+    assert '"distribution"' not in line
 
 
 def test_tag_cannot_leave_out(tmp_path, capsys):
