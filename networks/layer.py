@@ -344,8 +344,14 @@ class KuramotoLayer(nn.Module):
         adjoint) must see that call's stimulus, not the one of a later call. Use it to analyse
         the layer as a dynamical system (``field.energy(x)``, ``integrators.solve``); the state
         is ``to_oscillators(x, n)``.
+
+        Raises:
+            TypeError, ValueError: ``c`` is not a ``[B, C, H, W]`` map, or (on the CPU) holds NaN or inf.
         """
         check_feature_map(c, "c", self.channels)
+        return self._field(c)
+
+    def _field(self, c: torch.Tensor) -> KuramotoField:
         c_hat = self.stimulus_norm(c)
         return KuramotoField(self.coupling, self.omega, stimulus=to_oscillators(c_hat, self.n), project=self.project)
 
@@ -376,6 +382,11 @@ class KuramotoLayer(nn.Module):
 
         Returns:
             ``x_T`` ``[B, C, H, W]``, or ``(x_T, Trajectory)``.
+
+        Raises:
+            TypeError, ValueError: naming the argument; a NaN or inf in ``c`` or ``x0`` is a
+                ``ValueError`` (checked once per call, on the CPU only: reading the check's result
+                on an accelerator would synchronise it).
         """
         check_feature_map(c, "c", self.channels)
         ref = self.step_gamma()
@@ -396,7 +407,7 @@ class KuramotoLayer(nn.Module):
         if not isinstance(return_trajectory, bool):
             raise TypeError(f"return_trajectory: expected a bool, got {type(return_trajectory).__name__}")
 
-        field = self.field(c)
+        field = self._field(c)  # c was checked above
         x = normalize(to_oscillators(x0, self.n))
         xT, xs, ts = self._run(field, x, T, return_trajectory)
         if not return_trajectory:

@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from studies.cache import cache_key, read_arrays, write_arrays
 from studies.config import ConfigError
+from studies.files import exclusive
 from studies.protocol import Outcome
 from studies.robustness.attacks import autoattack, fgsm, pgd_linf, random_sign_noise
 from studies.robustness.config import (
@@ -379,6 +380,7 @@ def eval_command(config: RobustnessEvalConfig, args: Any) -> Outcome:
     beside it)."""
     out = Path(args.out)
     path = out / FILENAME
-    ds = evaluate(args.runs, config, path=path, labels=args.labels, progress=args.progress)
+    with exclusive(path):  # one writer per result file and its partial file
+        ds = evaluate(args.runs, config, path=path, labels=args.labels, progress=args.progress)
     lines = [f"wrote {p}" for p in plot_reliability_diagrams(ds, out, stem=path.stem)] if args.plot else []
     return Outcome(lines=lines, dataset=ds, path=path)

@@ -465,3 +465,44 @@ def test_an_ambient_method_that_leaves_the_sphere_inside_a_layer_says_so():
     assert (to_oscillators(out, N_OSC).norm(dim=-1) - 1).abs().max() > 0.05  # returned as computed, not hidden
     native = KuramotoLayer(make_coupling("conv", seed=5), N_OSC, C, steps=8, gamma=1.0, method="rk4_normalized")
     assert (to_oscillators(native(3 * c, x0), N_OSC).norm(dim=-1) - 1).abs().max() < 1e-5
+
+
+def test_stimulus_init_with_an_all_zero_group_has_a_defined_answer():
+    c, _ = inputs(15)
+    c[0, :N_OSC, 1, 2] = 0.0  # one oscillator of one position: no direction (allowed by the docstring)
+    c[1, N_OSC:, :, 3] = 0.0  # a whole column of the other oscillator
+    x = initial_state(c, N_OSC, "stimulus", generator=gen(4))
+    norms = to_oscillators(x, N_OSC).norm(dim=-1)
+    assert torch.isfinite(x).all() and torch.allclose(norms, torch.ones_like(norms), atol=1e-6)
+    unit_c = to_features(F.normalize(to_oscillators(c, N_OSC), dim=-1))
+    nonzero = to_oscillators(c, N_OSC).norm(dim=-1, keepdim=True).expand(-1, -1, -1, -1, N_OSC) > 0
+    torch.testing.assert_close(to_oscillators(x, N_OSC)[nonzero], to_oscillators(unit_c, N_OSC)[nonzero])
+    assert torch.equal(x, initial_state(c, N_OSC, "stimulus", generator=gen(4)))  # reproducible
+    layer = KuramotoLayer(make_coupling("conv"), N_OSC, C, steps=3)
+    out = layer(c, x)
+    assert torch.isfinite(out).all()  # before: NaN at every position a zero group reached
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_stimulus_and_initial_state_are_named(bad):
+    layer = KuramotoLayer(make_coupling("conv"), N_OSC, C, steps=2)
+    c, x0 = inputs(16)
+    c_bad = c.clone()
+    c_bad[1, 3, 2, 0] = bad
+    for call in (lambda: layer(c_bad, x0), lambda: layer.field(c_bad), lambda: initial_state(c_bad, N_OSC)):
+        with pytest.raises(ValueError, match=r"c: contains NaN or inf \(first at index \(1, 3, 2, 0\)\)"):
+            call()
+    x_bad = x0.clone()
+    x_bad[0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match="x0: contains NaN or inf"):
+        layer(c, x_bad)
+
+
+def test_nan_image_is_named_by_the_models():
+    from networks import AKOrNClassifier
+
+    model = AKOrNClassifier(in_channels=3, num_classes=2, width=8, depth=1, n=2, steps=1, kernel_sizes=3)
+    images = torch.rand(1, 3, 8, 8)
+    images[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="images: contains NaN or inf"):
+        model(images)
