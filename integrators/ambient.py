@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kuramoto.checks import check_count, is_int, is_real
+
 from .base import AbstractSolver, StepResult, TimeLike, reject_unknown_options
 from .guards import (
     DEFAULT_DRIFT_TOL,
@@ -142,10 +144,9 @@ class RK4(AbstractTorchdiffeqFixed):
 
 
 def _check_adams(max_order: Any, lowest: int, max_iters: Any = 1) -> None:
-    if isinstance(max_order, bool) or not isinstance(max_order, int) or not lowest <= max_order <= 12:
+    if not is_int(max_order) or not lowest <= max_order <= 12:
         raise ValueError(f"max_order: expected an integer in [{lowest}, 12], got {max_order!r}")
-    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 1:
-        raise ValueError(f"max_iters: expected a positive integer, got {max_iters!r}")
+    check_count(max_iters, "max_iters")
 
 
 class AbstractTorchdiffeqAdams(AbstractSolver):
@@ -246,14 +247,13 @@ class AbstractTorchdiffeqAdaptive(AbstractSolver):
                  max_step: float = math.inf, max_steps: int = 100_000, **unknown: Any) -> None:
         reject_unknown_options(self, unknown)
         for key, value in (("safety", safety), ("ifactor", ifactor), ("dfactor", dfactor), ("max_step", max_step)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if not is_real(value) or not value > 0:
                 raise ValueError(f"{key}: expected a positive float, got {value!r}")
-        if isinstance(min_step, bool) or not isinstance(min_step, (int, float)) or not 0 <= min_step < max_step:
+        if not is_real(min_step) or not 0 <= min_step < max_step:
             raise ValueError(f"min_step: expected a float in [0, max_step), got {min_step!r}")
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
         self.safety, self.ifactor, self.dfactor = float(safety), float(ifactor), float(dfactor)
-        self.min_step, self.max_step, self.max_steps = float(min_step), float(max_step), max_steps
+        self.min_step, self.max_step = float(min_step), float(max_step)
+        self.max_steps = check_count(max_steps, "max_steps")
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
