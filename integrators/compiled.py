@@ -40,7 +40,7 @@ from .adaptive import AbstractEmbeddedRK
 from .base import AbstractSolver, StepResult, TimeLike
 from .registry import get_solver
 
-__all__ = ["Compiled"]
+__all__ = ["Compiled", "inner_method"]
 
 
 def _like(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -182,3 +182,8 @@ class Compiled(AbstractSolver):
     def __repr__(self) -> str:
         fuse = f", fuse={self.fuse}" if self.fuse != 1 else ""
         return f"Compiled({self.inner!r}, backend={self.backend!r}{fuse})"
+
+
+def inner_method(solver: AbstractSolver) -> tuple[AbstractSolver, int]:
+    """The method that takes the steps of ``solver``, and how many of them one step of ``solver`` is."""
+    return (solver.inner, solver.fuse) if isinstance(solver, Compiled) else (solver, 1)

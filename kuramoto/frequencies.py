@@ -19,7 +19,6 @@ usual low-noise choice for finite-N synchronisation studies).
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 
 import torch
 from torch import nn
