@@ -37,7 +37,7 @@ from kuramoto.couplings.base import AbstractCoupling
 from kuramoto.couplings.image import AbstractImageCoupling, to_features, to_oscillators
 from kuramoto.field import KuramotoField
 from kuramoto.frequencies import AbstractFrequencies, RotationPairs
-from kuramoto.sphere import inner, normalize
+from kuramoto.sphere import normalize
 
 from .blocks import ScaleAndBias
 from .states import check_feature_map, check_n, initial_state, learnable_initial_state
@@ -341,15 +341,6 @@ class KuramotoLayer(nn.Module):
         c_hat = self.stimulus_norm(c)
         return KuramotoField(self.coupling, self.omega, stimulus=to_oscillators(c_hat, self.n), project=self.project)
 
-    @staticmethod
-    def _energies(field: KuramotoField, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Paper energy and official logged energy of one state batch, sharing one evaluation of ``J``."""
-        jx = field.coupling(x)
-        c = field.stimulus
-        cx = inner(x, c).sum(dim=(1, 2, 3, 4)) if c is not None else x.new_zeros(x.shape[0])
-        jxx = inner(x, jx).sum(dim=(1, 2, 3, 4))
-        return -0.5 * jxx - cx, -jxx - cx
-
     def forward(self, c: torch.Tensor, x0: torch.Tensor | None = None, *, steps: int | None = None,
                 generator: torch.Generator | None = None, return_trajectory: bool = False,
                 save_states: bool = True) -> torch.Tensor | tuple[torch.Tensor, Trajectory]:
@@ -397,7 +388,7 @@ class KuramotoLayer(nn.Module):
             return to_features(xT)
         energy, logged = [], [x.new_zeros(x.shape[0])]
         for t in range(xs.shape[0]):  # one state at a time: attention on all T+1 states at once can be huge
-            e, le = self._energies(field, xs[t])
+            e, le = field.energies(xs[t])
             energy.append(e)
             if t < xs.shape[0] - 1:
                 logged.append(le)
