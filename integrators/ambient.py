@@ -61,10 +61,7 @@ def _odeint_one_step(solver: AbstractSolver, options: dict[str, Any], field: Any
 class AbstractTorchdiffeqFixed(AbstractSolver):
     """A fixed-grid torchdiffeq method without options (the grid comes from ``t`` and ``dt``)."""
 
-    adaptive = False
-    uses_tolerances = False
-    native = False
-    stays_on_sphere = False
+    adaptive = uses_tolerances = native = stays_on_sphere = False
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
@@ -125,9 +122,7 @@ class AbstractTorchdiffeqAdams(AbstractSolver):
     only a whole solve keeps.
     """
 
-    adaptive = False
-    native = False
-    stays_on_sphere = False
+    adaptive = native = stays_on_sphere = False
     order = 4
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
@@ -207,10 +202,8 @@ class AbstractTorchdiffeqAdaptive(AbstractSolver):
             ``max_num_steps``); reaching it raises :class:`~integrators.SolverError`.
     """
 
-    adaptive = True
-    uses_tolerances = True
-    native = False
-    stays_on_sphere = False
+    adaptive = uses_tolerances = True
+    native = stays_on_sphere = False
 
     def __init__(self, *, safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2, min_step: float = 0.0,
                  max_step: float = math.inf, max_steps: int = 100_000, **unknown: Any) -> None:
