@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kuramoto.checks import check_positive
+from kuramoto.checks import check_positive, is_real
 
 __all__ = ["PIController"]
 
@@ -53,9 +53,9 @@ class PIController:
             raise ValueError(f"ifactor: expected a growth factor > 1, got {self.ifactor}")
         if not 0 < check_positive(self.dfactor, "dfactor", kind_error=ValueError) < 1:
             raise ValueError(f"dfactor: expected a shrink factor in (0, 1), got {self.dfactor}")
-        if not (isinstance(self.beta, (int, float)) and 0 <= self.beta < 0.2):
+        if not (is_real(self.beta) and 0 <= self.beta < 0.2):
             raise ValueError(f"beta: expected a PI coefficient in [0, 0.2), got {self.beta!r}")
-        if not (isinstance(self.max_step, (int, float)) and self.max_step > 0):
+        if not (is_real(self.max_step) and self.max_step > 0):
             raise ValueError(f"max_step: expected a positive float (or inf), got {self.max_step!r}")
 
     @staticmethod
