@@ -5,7 +5,7 @@
 method's pairings, the step grid, stability; :mod:`integrators.inputs`,
 :func:`integrators.check_pairing`), then hands the stepping to the driver of the method's
 family: :mod:`integrators.fixed_solve`, :mod:`integrators.adaptive_solve`, torchdiffeq
-(:mod:`integrators.ambient`) or SciPy (:mod:`integrators.reference`). Native methods step the
+(:mod:`integrators.delegate`) or SciPy (:mod:`integrators.reference`). Native methods step the
 state in component-major memory (:mod:`kuramoto.sphere`) and return it in the usual order.
 """
 
