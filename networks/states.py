@@ -16,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from kuramoto.checks import is_int
+from kuramoto.checks import check_count, is_int
 from kuramoto.couplings.image import to_features, to_oscillators
 from kuramoto.sphere import normalize
 
@@ -170,8 +170,7 @@ def learnable_initial_state(channels: int, n: int, grid: tuple[int, int], *, gen
     Returns:
         ``geoopt.ManifoldParameter`` of shape ``[C/n, H, W, n]``.
     """
-    if not is_int(channels) or channels < 1:
-        raise ValueError(f"channels: expected a positive integer, got {channels!r}")
+    channels = check_count(channels, "channels")
     n = check_n(n, channels)
     if (not isinstance(grid, (tuple, list)) or len(grid) != 2
             or not all(is_int(g) and g >= 1 for g in grid)):

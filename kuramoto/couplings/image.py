@@ -23,21 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_bool, is_int
+from ..checks import check_bool, check_count, is_int
 from .base import AbstractCoupling
 
 __all__ = ["AbstractImageCoupling", "Attention", "Conv", "gta_angles", "to_features", "to_oscillators"]
 
 
-def _positive_int(value: object, name: str) -> int:
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_channels(channels: object, n: object) -> tuple[int, int]:
-    channels = _positive_int(channels, "channels")
-    n = _positive_int(n, "n")
+    channels = check_count(channels, "channels")
+    n = check_count(n, "n")
     if n < 2:
         raise ValueError(f"n: expected a sphere dimension >= 2, got {n}")
     if channels % n:
@@ -155,7 +149,7 @@ class Conv(AbstractImageCoupling):
                  generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
         super().__init__(channels, n)
-        k = _positive_int(kernel_size, "kernel_size")
+        k = check_count(kernel_size, "kernel_size")
         if k % 2 == 0:
             raise ValueError(f"kernel_size: expected an odd size (padding k//2 keeps H×W only then), got {k}")
         check_bool(bias, "bias")
@@ -211,8 +205,8 @@ class Conv(AbstractImageCoupling):
         Returns:
             ``[N, N, n, n]`` with ``J[i, j]`` coupling ``x_j`` into oscillator ``i``.
         """
-        height = _positive_int(height, "height")
-        width = _positive_int(width, "width")
+        height = check_count(height, "height")
+        width = check_count(width, "width")
         C, n = self.channels, self.n
         N = (C // n) * height * width
         # The convolution's response to every unit input is one column of the big matrix.
@@ -278,7 +272,7 @@ class Attention(AbstractImageCoupling):
                  *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
         super().__init__(channels, n)
-        self.heads = _positive_int(heads, "heads")
+        self.heads = check_count(heads, "heads")
         if channels % heads:
             raise ValueError(f"heads: channels={channels} must be a multiple of heads, got heads={heads}")
         self.head_dim = channels // heads

@@ -21,14 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks import PositionalEmbedding2d, RGBNormalize, _feature_map, _positive_int
+from kuramoto.checks import check_count
+
+from ..blocks import PositionalEmbedding2d, RGBNormalize, _feature_map
 from .sudoku import board_digits, check_box_shape
 
 __all__ = ["ConvNet", "IteratedSelfAttention", "ObjectViT", "SudokuTransformer"]
 
 
 def _steps(steps: object, name: str = "steps") -> int:
-    return _positive_int(steps, name)
+    return check_count(steps, name)
 
 
 class _SelfAttention(nn.Module):
@@ -81,8 +83,8 @@ class _IteratedTransformer(nn.Module):
 
 
 def _check_width(width: int, heads: int) -> None:
-    _positive_int(width, "width")
-    _positive_int(heads, "heads")
+    check_count(width, "width")
+    check_count(heads, "heads")
     if width % 4:
         raise ValueError(f"width: the 2-D sinusoidal embedding needs a multiple of 4, got {width}")
     if width % heads:
@@ -98,9 +100,9 @@ class _SudokuTokenNet(nn.Module):
         self.box_shape = check_box_shape(box_shape)
         self.size = self.box_shape[0] * self.box_shape[1]
         _check_width(width, heads)
-        _positive_int(depth, "depth")
+        check_count(depth, "depth")
         self.steps = _steps(steps)
-        mlp_hidden = 2 * width if mlp_hidden is None else _positive_int(mlp_hidden, "mlp_hidden")
+        mlp_hidden = 2 * width if mlp_hidden is None else check_count(mlp_hidden, "mlp_hidden")
         self.embed = nn.Embedding(self.size + 1, width)
         self.pos = PositionalEmbedding2d(width, self.size, self.size)
         self.body = _IteratedTransformer(width, depth, heads, mlp_hidden)
@@ -226,16 +228,16 @@ class ObjectViT(nn.Module):
                  heads: int = 8, patch_size: int = 8, mlp_hidden: int | None = None,
                  pool: Literal["max", "avg"] = "max") -> None:
         super().__init__()
-        _positive_int(image_size, "image_size")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(patch_size, "patch_size")
+        check_count(image_size, "image_size")
+        check_count(in_channels, "in_channels")
+        check_count(patch_size, "patch_size")
         if image_size % patch_size:
             raise ValueError(f"patch_size: must divide image_size={image_size}, got {patch_size}")
         _check_width(width, heads)
-        _positive_int(depth, "depth")
+        check_count(depth, "depth")
         if pool not in ("max", "avg"):
             raise ValueError(f"pool: expected 'max' or 'avg', got {pool!r}")
-        mlp_hidden = 2 * width if mlp_hidden is None else _positive_int(mlp_hidden, "mlp_hidden")
+        mlp_hidden = 2 * width if mlp_hidden is None else check_count(mlp_hidden, "mlp_hidden")
         self.in_channels, self.width, self.patch_size, self.pool = in_channels, width, patch_size, pool
         self.steps = _steps(steps)
         grid = image_size // patch_size
@@ -326,11 +328,11 @@ class ConvNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 96, depth: int = 3,
                  blocks: int = 2) -> None:
         super().__init__()
-        _positive_int(num_classes, "num_classes")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(width, "width")
-        _positive_int(depth, "depth")
-        _positive_int(blocks, "blocks")
+        check_count(num_classes, "num_classes")
+        check_count(in_channels, "in_channels")
+        check_count(width, "width")
+        check_count(depth, "depth")
+        check_count(blocks, "blocks")
         self.in_channels = in_channels
         self.normalize = RGBNormalize(0.5, 0.5)
         self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)

@@ -7,13 +7,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from kuramoto.checks import check_count
+
 from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import (
     PositionalEmbedding2d,
     ReadOut,
     RGBNormalize,
     _feature_map,
-    _positive_int,
     _standard_normal_like,
 )
 
@@ -75,12 +76,12 @@ class ObjectAKOrN(nn.Module):
                  legacy_identity_omega: bool = False, project: bool = True, readout: bool = True,
                  readout_x: bool = False, pos_embed: bool | None = None, pool: Literal["max", "avg"] = "max") -> None:
         super().__init__()
-        _positive_int(image_size, "image_size")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(width, "width")
-        _positive_int(depth, "depth")
-        _positive_int(n, "n", minimum=2)
-        _positive_int(patch_size, "patch_size")
+        check_count(image_size, "image_size")
+        check_count(in_channels, "in_channels")
+        check_count(width, "width")
+        check_count(depth, "depth")
+        check_count(n, "n", minimum=2)
+        check_count(patch_size, "patch_size")
         if image_size % patch_size:
             raise ValueError(f"patch_size: must divide image_size={image_size}, got {patch_size}")
         if width % n:

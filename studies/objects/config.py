@@ -161,7 +161,7 @@ class Config(StudyConfig):
                                        "has to beat (random features already segment simple scenes)")
     fg_ari_empty: Literal["skip", "one"] = param(
         "skip", "FG-ARI of a scene without foreground: 'skip' leaves it out of the means, 'one' scores it 1.0 as the "
-                "official evaluation (eval_obj.py) does")
+                "official eval_obj.py does")
 
     def validate(self) -> None:
         self._positive("num_train", "width", "depth", "n", "steps", "heads", "patch_size", "kernel_size", "epochs",

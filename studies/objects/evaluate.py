@@ -210,7 +210,7 @@ def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
 
 #: How the FG-ARI of a scene without foreground is counted, stated beside the results.
 _EMPTY_TEXT = {"skip": "a scene without foreground has no FG-ARI (NaN) and is left out of the means",
-               "one": "a scene without foreground scores FG-ARI 1.0, as in the official evaluation (eval_obj.py)"}
+               "one": "a scene without foreground scores FG-ARI 1.0, as the official eval_obj.py scores it"}
 
 
 class _Segmented(NamedTuple):

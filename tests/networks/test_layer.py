@@ -363,7 +363,7 @@ def test_constructor_errors():
         KuramotoLayer(conv, N_OSC, C, t_span=(0, 1), method="dopri5", legacy_identity_omega=True)
     with pytest.raises(ValueError, match="t_span"):
         KuramotoLayer(conv, N_OSC, C, t_span=(1.0, 1.0), method="dopri5")
-    with pytest.raises(ValueError, match="dt: the fixed-step method 'rk4' needs dt"):
+    with pytest.raises(ValueError, match="dt: method 'rk4' takes fixed steps and needs dt in a continuous layer"):
         KuramotoLayer(conv, N_OSC, C, t_span=(0, 1), method="rk4")
     with pytest.raises(ValueError, match="dt: a discrete layer steps with gamma"):
         KuramotoLayer(conv, N_OSC, C, dt=0.1)
