@@ -21,6 +21,7 @@ from .sde import (
     AbstractSDESolver,
     EulerMaruyama,
     GeodesicEulerMaruyama,
+    GeodesicHeun,
     LawsonEulerMaruyama,
     LawsonHeun,
     StratonovichHeun,
@@ -36,6 +37,7 @@ SDE_METHODS: dict[str, type[AbstractSDESolver]] = {cls.name: cls for cls in (
     EulerMaruyama,
     GeodesicEulerMaruyama,
     StratonovichHeun,
+    GeodesicHeun,
     LawsonEulerMaruyama,
     LawsonHeun,
     # torchsde, ambient (optional dependency)

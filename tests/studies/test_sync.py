@@ -22,7 +22,8 @@ def test_quick_preset_is_the_documented_default():
     assert c == sync.Config.preset("quick")
     assert (c.n, c.graph, c.distribution, c.width, c.quantile, c.N) == (2, "complete", "lorentzian", 0.5, True, (2000,))
     np.testing.assert_allclose(c.K, np.linspace(0, 4, 21))
-    assert c.method in sync.ROTATION_EXACT
+    assert c.method == sync.DEFAULT_METHOD == "lawson_rk4" and c.noise == 0 and c.lag == 0
+    assert sync.Config(noise=0.1).method == sync.DEFAULT_SDE_METHOD == "geodesic_heun"
     assert sync.Config.from_json(c.to_json()) == c
     assert sync.Config.preset("paper").N == (20000,)
 
@@ -83,9 +84,8 @@ def test_below_critical_coupling_stays_incoherent_at_n_20000(large_n):
 
 
 def test_explicit_rk4_with_a_step_the_tails_cannot_take_is_refused():
-    config = sync.Config(N=(20000,), k_num=2, method="rk4", dt=0.05, sample_dt=0.5)
     with pytest.raises(ConfigError, match="lawson_rk4") as exc:
-        sync.run(config, workers=0, progress=False)
+        sync.Config(N=(20000,), k_num=2, method="rk4", dt=0.05, sample_dt=0.5)
     assert exc.value.field == "dt"
     # with a step that resolves the fastest rotation, RK4 is accepted (N = 50: |ω| ≈ 8)
     ok = sync.Config(N=(50,), k_num=2, method="rk4", dt=0.1, sample_dt=0.5, t_transient=1.0, t_average=1.0,
@@ -93,10 +93,32 @@ def test_explicit_rk4_with_a_step_the_tails_cannot_take_is_refused():
     assert sync.run(ok, workers=0, progress=False)["r"].shape == (2, 1, 1)
 
 
+def test_the_step_limit_is_each_methods_own():
+    """The integrators' guard decides: RK4 takes h·max|ω| up to 2√2, Euler- and Heun-type steps 1,
+    Lawson and adaptive methods any (N = 50 quantile Lorentzian, Δ = 0.5: max|ω| = 7.95)."""
+    omega_max = float(sync.build_frequencies(sync.Config(N=(50,)), 50, 0)[1].abs().max())
+    dt = 0.3125  # h·max|ω| ≈ 2.5
+    assert 2.3 < dt * omega_max < 2 * np.sqrt(2)
+    common = dict(N=(50,), dt=dt, sample_dt=0.625, t_transient=0.625, t_average=0.625, chunks=1)
+    for method in ("rk4", "rk4_normalized", "lawson_rk4", "lawson_dopri5"):
+        sync.Config(method=method, **common)
+    for method in ("euler_normalized", "heun_normalized", "midpoint"):
+        with pytest.raises(ConfigError, match="stability limit") as exc:
+            sync.Config(method=method, **common)
+        assert exc.value.field == "dt"
+    with pytest.raises(ConfigError, match="lawson") as exc:  # the SDE methods have their guard too
+        sync.Config(method="stratonovich_heun", noise=0.1, **common)
+    assert exc.value.field == "dt"
+    sync.Config(method="lawson_heun", noise=0.1, **common)
+
+
 def test_config_validation_names_the_field():
     cases = [({"N": (-5,)}, "N"), ({"k_min": 3.0, "k_max": 1.0}, "k_max"), ({"method": "nope"}, "method"),
              ({"n": 1}, "n"), ({"graph": "lattice", "N": (50,)}, "N"), ({"graph": "ring", "degree": 3}, "degree"),
-             ({"sample_dt": 0.3}, "sample_dt"), ({"width": 0.0}, "width"), ({"seeds": 0}, "seeds"),
+             ({"sample_dt": 0.3}, "sample_dt"), ({"width": -0.1}, "width"), ({"seeds": 0}, "seeds"),
+             ({"noise": -0.1}, "noise"), ({"lag": float("nan")}, "lag"), ({"lag": 2.0}, "lag"),
+             ({"lag": 0.3, "n": 3}, "lag"), ({"noise": 0.2, "method": "lawson_rk4"}, "method"),
+             ({"method": "lawson_heun", "lag": 1e9}, "lag"),
              ({"distribution": "cauchy"}, "distribution"), ({"N": (100, 100)}, "N"), ({"device": "warp"}, "device")]
     for kwargs, field in cases:
         with pytest.raises(ConfigError) as exc:
@@ -160,7 +182,7 @@ def test_sparse_graphs(graph, N, degree):
     assert all((j, i) in pairs for i, j in pairs)  # undirected
     coupling = sync.build_coupling(config, 2.0, N, 0)
     assert coupling.is_symmetric(atol=1e-12)
-    row_sums = coupling.to_dense().sum(1)  # K·deg_i/mean degree: K on average, exactly K for regular graphs
+    row_sums = coupling.to_dense().sum(1) * coupling.scale  # K·deg_i/mean degree: K on average, exactly K if regular
     assert float(row_sums.mean()) == pytest.approx(2.0)
     if graph != "erdos_renyi":
         torch.testing.assert_close(row_sums, torch.full((N,), 2.0, dtype=torch.float64))
