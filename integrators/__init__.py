@@ -20,7 +20,7 @@ Families (each class states ``order``, ``adaptive``, ``stays_on_sphere``):
 With noise, :func:`solve_sde` integrates the Stratonovich SDE ``dx_i = f_i dt + sqrt(2D)
 Proj_{x_i} ∘ dW_i`` with the same call, observers and :class:`Solution`; its methods are in
 :data:`SDE_METHODS` (native: ``euler_maruyama``, ``geodesic_euler_maruyama``,
-``stratonovich_heun``, ``lawson_euler_maruyama``, ``lawson_heun``; ambient, delegated to the
+``stratonovich_heun``, ``geodesic_heun``, ``lawson_euler_maruyama``, ``lawson_heun``; ambient, delegated to the
 optional torchsde: ``torchsde_euler``, ``torchsde_heun``, ...), its randomness from
 :class:`BrownianStream` (a seed or generator) or :class:`BrownianPath` (one path at any step).
 
