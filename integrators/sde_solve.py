@@ -15,8 +15,10 @@ from kuramoto import assert_state, noise_shape
 
 from .base import check_dt, check_state_tensor
 from .brownian import AbstractBrownian, BrownianStream
+from .fixed_solve import fixed_grid
 from .guards import check_stability as check_stability_of
 from .guards import drift_of, warn_drift
+from .inputs import check_finite, check_times
 from .sde import (
     AbstractSDESolver,
     EulerMaruyama,
@@ -27,8 +29,8 @@ from .sde import (
     StratonovichHeun,
 )
 from .sde_ambient import TORCHSDE_METHODS, TorchsdeMethod, torchsde_step
-from .solution import Recorder, Solution, check_observe
-from .solve import _check_finite, _check_times, _fixed_grid, _Progress, _stepping_layout
+from .solution import Progress, Recorder, Solution, check_observe
+from .solve import stepping_layout
 
 __all__ = ["SDE_METHODS", "get_sde_solver", "solve_sde"]
 
@@ -180,7 +182,7 @@ def solve_sde(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float],  
     check_state_tensor(x0, "x0")
     solver = get_sde_solver(method)
     noise = check_noise(noise)
-    ts, t_list, eps = _check_times(t, x0)
+    ts, t_list, eps = check_times(t, x0)
     if len(t_list) > 1 and t_list[-1] < t_list[0]:
         raise ValueError("t: a noisy solve runs forwards in time; give increasing output times")
     dt = check_dt(float(dt) if isinstance(dt, torch.Tensor) else dt)
@@ -190,7 +192,7 @@ def solve_sde(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float],  
         if not isinstance(value, bool):
             raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
     observe_fns = check_observe(observe)
-    _check_finite(x0)
+    check_finite(x0)
     if solver.stays_on_sphere:
         assert_state(x0.detach(), "x0")
     check_input = getattr(field, "check_input", None)
@@ -199,19 +201,19 @@ def solve_sde(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float],  
     active = _is_active(noise)
     source = _brownian_source(brownian, generator, seed, x0, active)
     sigma = _sigma(noise, x0)
-    grid = _fixed_grid(t_list, dt, eps) if len(t_list) > 1 else None
+    grid = fixed_grid(t_list, dt, eps) if len(t_list) > 1 else None
     if grid is not None and check_stability:
         check_stability_of(solver, field, max(abs(h) for h in grid.steps))
 
     rec = Recorder(ts, t_list, solver.name, save_states, observe_fns)
-    bar = _Progress(t_list[0], t_list[-1], solver.name) if progress and grid is not None else None
+    bar = Progress(t_list[0], t_list[-1], solver.name) if progress and grid is not None else None
     try:
         rec.record(x0)
         if grid is not None:
             if isinstance(solver, TorchsdeMethod):
                 _run_torchsde(solver, field, x0, rec, grid, sigma, source, bar, drift_tol)
             else:
-                _run_native(solver, field, _stepping_layout(field, x0), rec, grid, sigma, source, bar)
+                _run_native(solver, field, stepping_layout(field, x0), rec, grid, sigma, source, bar)
     finally:
         if bar is not None:
             bar.close()

@@ -30,6 +30,7 @@ SUITES = {
     "core": "studies.bench.core",
     "integrators": "studies.bench.integrators",
     "networks": "studies.bench.networks",
+    "readme": "studies.bench.readme",
 }
 
 
