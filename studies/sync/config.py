@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from studies.config import ConfigError, StudyConfig, param
+from studies.cost import available_memory
 from studies import units
 from studies.protocol import Study
 
@@ -142,10 +143,16 @@ class Config(StudyConfig):
                                             f"{DEFAULT_SDE_METHOD})")
         elif self.method not in SDE_METHODS:
             self._check_method()
+        if max(self.N) * self.n * 8.0 * 4 > available_memory():
+            return  # no population of this size can be built; the run's cost check refuses it by name
         try:
             _check_stability(self.to_json())
         except ValueError as exc:
-            raise ConfigError("dt", f"{str(exc).removeprefix('dt: ')} (in the study: --dt, or --method)") from None
+            reason = str(exc).removeprefix("dt: ")
+            if reason.startswith("the coupling is stiff"):  # the strongest K, not the oscillators, is too fast
+                raise ConfigError("k_max", f"K = {max(abs(self.k_min), abs(self.k_max)):g}: {reason} (in the study: "
+                                           f"a smaller --k-max, --dt, or --method)") from None
+            raise ConfigError("dt", f"{reason} (in the study: --dt, or --method)") from None
 
     # -- derived quantities ----------------------------------------------------------------
     @property
