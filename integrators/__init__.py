@@ -17,6 +17,13 @@ Families (each class states ``order``, ``adaptive``, ``stays_on_sphere``):
   ``dopri8``, ``bosh3``, ``fehlberg2``, ``adaptive_heun``;
 - the float64 reference ``scipy_reference`` (SciPy DOP853, no gradients).
 
+With noise, :func:`solve_sde` integrates the Stratonovich SDE ``dx_i = f_i dt + sqrt(2D)
+Proj_{x_i} ∘ dW_i`` with the same call, observers and :class:`Solution`; its methods are in
+:data:`SDE_METHODS` (native: ``euler_maruyama``, ``geodesic_euler_maruyama``,
+``stratonovich_heun``, ``geodesic_heun``, ``lawson_euler_maruyama``, ``lawson_heun``; ambient, delegated to the
+optional torchsde: ``torchsde_euler``, ``torchsde_heun``, ...), its randomness from
+:class:`BrownianStream` (a seed or generator) or :class:`BrownianPath` (one path at any step).
+
 :func:`step_fixed` runs T steps of a native method with an optional exact-discrete
 checkpointed gradient (the discrete AKOrN layer); :class:`Compiled` wraps a native fixed-step
 method in ``torch.compile`` (a uniform-grid solve becomes one compiled program, observables
@@ -34,12 +41,15 @@ import kuramoto  # noqa: F401  first: applies torch's OpenMP wait default before
 
 from .adaptive import AbstractEmbeddedRK, Dopri5Normalized
 from .base import AbstractSolver, DriftWarning, SolverError, StepResult
+from .brownian import AbstractBrownian, BrownianPath, BrownianStream
 from .checkpoint import RecursiveCheckpoint
 from .compiled import Compiled
 from .controller import PIController
 from .lawson import LawsonDopri5, LawsonRK4
 from .pairing import check_pairing
 from .registry import METHODS, get_solver
+from .sde import AbstractSDESolver
+from .sde_solve import SDE_METHODS, get_sde_solver, solve_sde
 from .skew import expm_skew_apply
 from .solution import Solution
 from .solve import solve, step_fixed
@@ -47,8 +57,13 @@ from .tableau import Tableau
 
 __all__ = [
     "METHODS",
+    "SDE_METHODS",
+    "AbstractBrownian",
     "AbstractEmbeddedRK",
+    "AbstractSDESolver",
     "AbstractSolver",
+    "BrownianPath",
+    "BrownianStream",
     "Compiled",
     "Dopri5Normalized",
     "DriftWarning",
@@ -62,7 +77,9 @@ __all__ = [
     "Tableau",
     "check_pairing",
     "expm_skew_apply",
+    "get_sde_solver",
     "get_solver",
     "solve",
+    "solve_sde",
     "step_fixed",
 ]

@@ -7,6 +7,13 @@ and keeps every ``|x_i|`` a first integral of the exact ambient ODE, so a numeri
 solver leaves the sphere only by its own truncation error, which does not feed back into the
 field (the literal ``y − <y,x>x`` would let it grow). :func:`integrators.solve` warns
 (``integrators.DriftWarning``) when that drift exceeds ``drift_tol``.
+
+With noise the flow is the Stratonovich SDE (solved by :func:`integrators.solve_sde`)
+
+    dx_i = f_i(x) dt + sqrt(2D) Proj_{x_i} ∘ dW_i,
+
+Brownian motion on every sphere with generator ``D Δ_{S^{n−1}}`` on top of the drift;
+:func:`sphere_noise` is its noise term and :func:`noise_shape` the shape of its increments.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from .couplings.base import AbstractCoupling
 from .frequencies import AbstractFrequencies
 from .sphere import inner, project
 
-__all__ = ["KuramotoField", "energy", "logged_energy"]
+__all__ = ["KuramotoField", "energy", "logged_energy", "noise_shape", "sphere_noise"]
 
 
 class KuramotoField(nn.Module):
@@ -200,6 +207,14 @@ def energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
     attention) the bias acts as part of J here; for attention J depends on x and E is only
     the paper's formula, not a proven energy.
 
+    With a phase lag or rotation R on the coupling (``MeanField(K, lag=α)``, ...) J is read as
+    the frustrated operator ``R J``: the value returned is ``−½ Σ_ij x_iᵀ R J_ij x_j − Σ_i c_iᵀ x_i``
+    (for n = 2 and symmetric scalar J, ``cos α`` times the lag-free coupling energy, since the
+    ``sin α`` part cancels in the symmetric sum). It is then **not** a Lyapunov function: ``R J``
+    is not symmetric, the flow is not a gradient flow of any function (it has travelling and
+    rotating states, chimeras), and E can rise along it. The coupling's ``is_symmetric()`` says
+    which case applies. With noise (:func:`integrators.solve_sde`) E is not monotone either.
+
     Args:
         field: a :class:`KuramotoField`.
         x: state ``[*batch, *oscillators, n]``.
@@ -225,3 +240,46 @@ def logged_energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(field, KuramotoField):
         raise TypeError(f"field: expected a KuramotoField, got {type(field).__name__}")
     return -_sum_state(x * field.local_field(x), field.state_dims)
+
+
+def noise_shape(shape: tuple[int, ...] | torch.Size) -> tuple[int, ...]:
+    """Shape of the Brownian increments of a state of shape ``shape`` (``[..., n]``).
+
+    n = 2: one scalar Wiener process per oscillator (``[..., 1]``), the phase noise; n ≥ 3: one
+    ``n``-vector per oscillator (``shape`` itself), projected on the tangent space.
+    """
+    shape = tuple(shape)
+    if not shape or shape[-1] < 2:
+        raise ValueError(f"shape: expected a state shape [..., n] with n >= 2, got {shape}")
+    return (*shape[:-1], 1) if shape[-1] == 2 else shape
+
+
+def sphere_noise(x: torch.Tensor, dW: torch.Tensor) -> torch.Tensor:
+    """The noise term of Brownian motion on the spheres at ``x``, for the increments ``dW``.
+
+    - n = 2, ``dW`` of shape ``[..., 1]``: ``dW · J x`` with ``J x = (−x1, x0)`` the unit tangent,
+      so ``dx = sqrt(2D) J x ∘ dW`` is exactly the phase noise ``dθ = sqrt(2D) dW``.
+    - any n, ``dW`` of shape ``[..., n]``: ``Proj_x(dW) = dW − (<dW, x>/|x|²) x`` (the scaled
+      projection, tangent also off the sphere).
+
+    Both have the law of Brownian motion on the sphere (generator ``D Δ``) when used as the
+    Stratonovich term ``sqrt(2D) · sphere_noise(x, ∘dW)``: for n = 2, ``Proj_x(dW)`` with a planar
+    ``dW`` equals ``Jx (Jx · dW)``, and ``Jx · dW`` is a standard Wiener process. The scalar form
+    is half the random numbers and its noise commutes with itself (one Wiener process per
+    oscillator), so Stratonovich Heun reaches strong order 1 on it (the planar form needs Lévy
+    areas for that).
+
+    Args:
+        x: states ``[..., n]``.
+        dW: increments ``[..., 1]`` (n = 2) or ``[..., n]``, broadcastable with ``x``.
+
+    Returns:
+        Tangent vectors, the shape and memory order of ``x``.
+    """
+    if dW.shape[-1] == 1 and x.shape[-1] == 2:
+        # (−x1, x0)·dW in x's memory order
+        return x.flip(-1) * torch.cat((-dW, dW), dim=-1)
+    if dW.shape[-1] != x.shape[-1]:
+        raise ValueError(f"dW: expected increments [..., 1] (n = 2) or [..., n] with n={x.shape[-1]}, got shape "
+                         f"{tuple(dW.shape)}")
+    return project(x, dW)

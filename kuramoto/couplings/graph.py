@@ -7,6 +7,19 @@ parameters with ``learnable=True``), so a compiled solve sees new values as new 
 never recompiles for them; a strength given as a Python float is kept in float64 and follows
 the state's dtype and device when used. The matrices and edge weights themselves are data:
 they must match the state's dtype and device (``TypeError`` otherwise; ``coupling.to(x)``).
+
+**Phase lag (frustration).** Each coupling takes ``lag=α`` or ``rotation=R``: a fixed rotation of
+the sphere axis applied to the coupling's output, ``y_i = R Σ_j J_ij x_j`` (R acts on components
+and J on oscillators, so they commute, and no N×N block is built). A lag α is ``R = exp(−αJ)`` on
+every component pair (n even), which for n = 2 gives the Kuramoto–Sakaguchi model
+
+    dθ_i/dt = ω_i + Σ_j J_ij sin(θ_j − θ_i − α)
+
+(``MeanField(K, lag=α)``: ``(K/N) Σ_j sin(θ_j − θ_i − α)``). ``lag`` may be a float or a tensor
+``[*batch, 1, 1]`` (a sweep over α in one solve), stored as a buffer; for odd n a lag is
+undefined and ``rotation`` (any ``[n, n]`` rotation) is the general form. With a lag the coupling
+is no longer symmetric (``is_symmetric()`` is False unless ``sin α = 0``) and no energy is a
+Lyapunov function of the flow (:func:`kuramoto.energy`).
 """
 
 from __future__ import annotations
@@ -104,12 +117,17 @@ class MeanField(AbstractCoupling):
             as given, so gradients reach it.
         learnable: make K a trainable parameter (a Python float then starts in torch's default
             dtype, as every parameter).
+        lag: phase lag α in radians (n even; a float or a tensor ``[*batch, 1, 1]``): the
+            Kuramoto–Sakaguchi coupling ``(K/N) Σ_j sin(θ_j − θ_i − α)`` (module docstring).
+        rotation: instead of ``lag``, an ``[n, n]`` rotation R applied to the mean field (any n).
     """
 
     any_layout = True
 
-    def __init__(self, k: float | torch.Tensor, learnable: bool = False) -> None:
+    def __init__(self, k: float | torch.Tensor, learnable: bool = False, *, lag: float | torch.Tensor | None = None,
+                 rotation: torch.Tensor | None = None) -> None:
         super().__init__()
+        self._init_frustration(lag, rotation)
         kt = check_strength(k, "k")
         if learnable and not isinstance(k, torch.Tensor):
             kt = kt.to(torch.get_default_dtype())
@@ -125,14 +143,19 @@ class MeanField(AbstractCoupling):
         """Type, rank and sphere axis of ``x``, and that K's batch axes broadcast into the state's
         (K follows the state's dtype and device)."""
         self.check_layout(x, name)
+        self._check_frustration(x, name)
         _check_batch(self.k, x, "k", "MeanField's K")
+        _check_batch(self.lag, x, "lag", "MeanField's lag")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = x.mean(dim=-2, keepdim=True)
+        if self.frustrated:
+            self._check_frustration(x, "x")
+            m = self._frustrate(m)
         return (_follow(self.k, x) * m).expand(x.shape)
 
     def is_symmetric(self, atol: float = 0.0) -> bool:
-        return True
+        return self._frustration_symmetric(atol)
 
     def lipschitz_constant(self) -> float:
         """``max |K|``: the norm of ``(K/N) 1 1ᵀ`` (exact)."""
@@ -140,7 +163,7 @@ class MeanField(AbstractCoupling):
 
     def extra_repr(self) -> str:
         k = f"{float(self.k):g}" if self.k.numel() == 1 else f"tensor of shape {tuple(self.k.shape)}"
-        return f"k={k}, learnable={self.learnable}"
+        return f"k={k}, learnable={self.learnable}" + self._frustration_repr()
 
 
 class Dense(AbstractCoupling):
@@ -156,12 +179,15 @@ class Dense(AbstractCoupling):
         scale: an optional strength multiplying ``J x``: a float or a tensor ``[*batch, 1, 1]``
             broadcasting over the state's batch axes (as :class:`MeanField`'s K), stored as
             the buffer ``scale``; it follows the state's dtype and device.
+        lag, rotation: a phase lag or an ``[n, n]`` rotation applied to ``J x`` (module docstring).
     """
 
     any_layout = True
 
-    def __init__(self, J: torch.Tensor, learnable: bool = False, *, scale: float | torch.Tensor | None = None) -> None:
+    def __init__(self, J: torch.Tensor, learnable: bool = False, *, scale: float | torch.Tensor | None = None,
+                 lag: float | torch.Tensor | None = None, rotation: torch.Tensor | None = None) -> None:
         super().__init__()
+        self._init_frustration(lag, rotation)
         if not isinstance(J, torch.Tensor) or not J.is_floating_point():
             raise TypeError("J: expected a floating-point torch.Tensor of shape [N, N] or [N, N, n, n]")
         if J.dim() not in (2, 4) or J.shape[0] != J.shape[1] or (J.dim() == 4 and J.shape[2] != J.shape[3]):
@@ -181,7 +207,9 @@ class Dense(AbstractCoupling):
         batch axes of ``scale``."""
         self.check_layout(x, name)
         self._check_shape(x, name)
+        self._check_frustration(x, name)
         _check_batch(self.scale, x, "scale", "Dense's scale")
+        _check_batch(self.lag, x, "lag", "Dense's lag")
 
     def _check_shape(self, x: torch.Tensor, name: str) -> None:
         N = self.J.shape[0]
@@ -202,13 +230,16 @@ class Dense(AbstractCoupling):
             N, n = J.shape[0], J.shape[-1]
             big = J.permute(0, 2, 1, 3).reshape(N * n, N * n)
             y = (big @ x.reshape(*x.shape[:-2], N * n, 1)).reshape(x.shape)
+        if self.frustrated:
+            self._check_frustration(x, "x")
+            y = self._frustrate(y)
         return y if self.scale is None else y * _follow(self.scale, x)
 
     def is_symmetric(self, atol: float = 0.0) -> bool:
         Jt = self.J.transpose(0, 1)
         if self.blocks:
             Jt = Jt.transpose(-1, -2)
-        return bool(torch.allclose(self.J, Jt, rtol=0.0, atol=atol))
+        return bool(torch.allclose(self.J, Jt, rtol=0.0, atol=atol)) and self._frustration_symmetric(atol)
 
     def lipschitz_constant(self) -> float:
         """``‖J‖₂`` (of the ``[Nn, Nn]`` matrix for blocks) times ``max |scale|``, by power
@@ -221,7 +252,8 @@ class Dense(AbstractCoupling):
         return _spectral_norm(lambda v: J @ v, lambda w: J.mT @ w, J.shape[1], J) * _max_abs(self.scale)
 
     def extra_repr(self) -> str:
-        return f"N={self.num_nodes}, blocks={self.blocks}" + (", scaled" if self.scale is not None else "")
+        return f"N={self.num_nodes}, blocks={self.blocks}" + (", scaled" if self.scale is not None else "") + \
+            self._frustration_repr()
 
 
 class Sparse(AbstractCoupling):
@@ -235,13 +267,16 @@ class Sparse(AbstractCoupling):
         num_nodes: N.
         learnable: make the weights trainable.
         scale: an optional strength multiplying ``J x``, as :class:`Dense`'s.
+        lag, rotation: a phase lag or an ``[n, n]`` rotation applied to ``J x`` (module docstring).
     """
 
     any_layout = True
 
     def __init__(self, edge_index: torch.Tensor, weight: torch.Tensor | None = None, num_nodes: int | None = None,
-                 learnable: bool = False, *, scale: float | torch.Tensor | None = None) -> None:
+                 learnable: bool = False, *, scale: float | torch.Tensor | None = None,
+                 lag: float | torch.Tensor | None = None, rotation: torch.Tensor | None = None) -> None:
         super().__init__()
+        self._init_frustration(lag, rotation)
         if not isinstance(edge_index, torch.Tensor) or edge_index.dtype not in (torch.int64, torch.int32):
             raise TypeError("edge_index: expected an integer torch.Tensor of shape [2, E]")
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
@@ -269,7 +304,9 @@ class Sparse(AbstractCoupling):
         axes of ``scale``."""
         self.check_layout(x, name)
         self._check_shape(x, name)
+        self._check_frustration(x, name)
         _check_batch(self.scale, x, "scale", "Sparse's scale")
+        _check_batch(self.lag, x, "lag", "Sparse's lag")
 
     def _check_shape(self, x: torch.Tensor, name: str) -> None:
         if x.dim() < 2 or x.shape[-2] != self.num_nodes:
@@ -283,16 +320,19 @@ class Sparse(AbstractCoupling):
         xt = x.mT
         messages = xt.index_select(-1, src) * self.weight
         y = torch.zeros_like(xt, memory_format=torch.contiguous_format).index_add_(-1, dst, messages).mT
+        if self.frustrated:
+            self._check_frustration(x, "x")
+            y = self._frustrate(y)
         return y if self.scale is None else y * _follow(self.scale, x)
 
     def to_dense(self) -> torch.Tensor:
-        """The equivalent ``[N, N]`` matrix (duplicate edges add up; ``scale`` not included)."""
+        """The equivalent ``[N, N]`` matrix (duplicate edges add up; ``scale`` and the lag not included)."""
         J = torch.zeros(self.num_nodes, self.num_nodes, dtype=self.weight.dtype, device=self.weight.device)
         return J.index_put((self.edge_index[1], self.edge_index[0]), self.weight, accumulate=True)
 
     def is_symmetric(self, atol: float = 0.0) -> bool:
         J = self.to_dense()
-        return bool(torch.allclose(J, J.T, rtol=0.0, atol=atol))
+        return bool(torch.allclose(J, J.T, rtol=0.0, atol=atol)) and self._frustration_symmetric(atol)
 
     def lipschitz_constant(self) -> float:
         """``‖J‖₂`` times ``max |scale|``, by power iteration as :meth:`Dense.lipschitz_constant`."""
@@ -306,4 +346,4 @@ class Sparse(AbstractCoupling):
 
     def extra_repr(self) -> str:
         return f"num_nodes={self.num_nodes}, edges={self.edge_index.shape[1]}" + (
-            ", scaled" if self.scale is not None else "")
+            ", scaled" if self.scale is not None else "") + self._frustration_repr()

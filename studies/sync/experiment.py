@@ -14,16 +14,15 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-import kuramoto as ku
-from integrators import get_solver
-from integrators.guards import check_stability
 from studies import storage, units
 from studies.config import ConfigError
 from studies.files import exclusive
 from studies.sweep import Sweep
+from studies.sync.analysis import TIME_ATTRS, finalize
 from studies.sync.config import Config
 from studies.sync.cost import check_cost
-from studies.sync.model import advance, build_coupling, build_frequencies, check_step
+from studies.sync.model import LOCAL_WORK, advance, plan, work
+from studies.sync.population import seed_of
 
 __all__ = ["run"]
 
@@ -33,13 +32,17 @@ _RESULT_VARIABLES = ("r", "r_fluctuation", "r_theory", "K_c", "r_incoherent", "o
 
 @dataclasses.dataclass(frozen=True)
 class _Group:
-    """One batch of runs that share frequencies and graph: a K (or a sweep direction), an N, seeds."""
+    """One batched solve (a Dask task per chunk): K indices ``ks`` (independent sweeps) or every
+    sweep direction (adiabatic), × ``seeds`` that share frequencies and graph, at one N."""
 
-    index: tuple[int, ...]  # position along the non-seed result dims
+    a: int                  # position of N along the N dim
     N: int
     seeds: tuple[int, ...]
-    direction: str | None = None
-    k_index: int | None = None
+    ks: tuple[int, int] | None = None  # [k0, k1) of an independent sweep
+
+    @property
+    def label(self) -> str:
+        return f"K{self.ks[0]}-{self.ks[1]}" if self.ks is not None else "adiabatic"
 
 
 def _seed_groups(config: Config) -> list[tuple[int, ...]]:
@@ -52,11 +55,9 @@ def _groups(config: Config) -> list[_Group]:
     for a, N in enumerate(config.N):
         for seeds in _seed_groups(config):
             if config.adiabatic:
-                for d, direction in enumerate(config.directions):
-                    out.append(_Group((d, a), N, seeds, direction=direction))
+                out.append(_Group(a, N, seeds))
             else:
-                for k in range(config.k_num):
-                    out.append(_Group((k, a), N, seeds, k_index=k))
+                out.extend(_Group(a, N, seeds, ks=ks) for ks in plan(config)[1])
     return out
 
 
@@ -69,16 +70,23 @@ def _chunk_bounds(config: Config) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _k_of_chunk(config: Config, group: _Group, chunk: int) -> float:
+def _k_of_chunk(config: Config, group: _Group, chunk: int) -> list[float]:
+    """The K value of every leading index of the group's state during ``chunk``."""
     K = config.K
     if not config.adiabatic:
-        return float(K[group.k_index])
-    return float(K[chunk] if group.direction == "forward" else K[config.k_num - 1 - chunk])
+        return [float(k) for k in K[group.ks[0]:group.ks[1]]]
+    return [float(K[chunk] if d == "forward" else K[config.k_num - 1 - chunk]) for d in config.directions]
 
 
-#: The time coordinate: model time (:mod:`studies.units`), marked as CF's time axis.
-_TIME_ATTRS = {"units": units.TIME, "axis": "T", "long_name": "simulated time, in the unit the equations are "
-                                                              "written in"}
+def _noise_seed(config: Config, group: _Group, chunk: int) -> int | None:
+    """The seed of a task's noise: fixed by the config, the batch and the chunk, so that a resumed
+    run draws what an uninterrupted one did."""
+    if not config.stochastic:
+        return None
+    return seed_of(config.seed, group.N, group.seeds[0], group.label, chunk, "noise")
+
+
+_TIME_ATTRS = TIME_ATTRS
 
 
 def _traj_dims(config: Config) -> tuple[str, ...]:
@@ -98,6 +106,13 @@ def _coords(config: Config) -> dict[str, Any]:
     return coords
 
 
+def _cells(config: Config, group: _Group) -> tuple[slice, int, slice]:
+    """Where a group's results go along (K or direction, N, seed)."""
+    s0 = group.seeds[0] - config.seed
+    lead = slice(*group.ks) if group.ks is not None else slice(None)
+    return lead, group.a, slice(s0, s0 + len(group.seeds))
+
+
 def _chunk_dataset(config: Config, groups: list[_Group], results: list[dict[str, Any]], chunk: int,
                    bounds: tuple[int, int]) -> xr.Dataset:
     dims = _traj_dims(config)
@@ -106,11 +121,10 @@ def _chunk_dataset(config: Config, groups: list[_Group], results: list[dict[str,
     r = np.full((m, *lead, config.seeds), np.nan)
     Z = np.full((m, *lead, config.seeds), np.nan + 0j) if config.n == 2 else None
     for group, res in zip(groups, results):
-        s0 = group.seeds[0] - config.seed
-        sl = (slice(None), *group.index, slice(s0, s0 + len(group.seeds)))
-        r[sl] = res["r"]
+        cells = (slice(None), *_cells(config, group))
+        r[cells] = res["r"]
         if Z is not None:
-            Z[sl] = res["Z"]
+            Z[cells] = res["Z"]
     times = config.sample_dt * np.arange(bounds[0] + 1, bounds[1] + 1)
     coords = {k: v for k, v in _coords(config).items() if k in dims}
     coords["time"] = ("time", times, _TIME_ATTRS)
@@ -119,28 +133,20 @@ def _chunk_dataset(config: Config, groups: list[_Group], results: list[dict[str,
         data["Z_t"] = (dims, Z, {"units": units.DIMENSIONLESS,
                                  "long_name": "complex order parameter Z(t) = r e^{iψ}"})
     if config.adiabatic:
-        K_t = np.empty((m, len(config.directions)))
-        for d, direction in enumerate(config.directions):
-            K_t[:, d] = _k_of_chunk(config, _Group((d, 0), 0, (), direction=direction), chunk)
+        K_t = np.tile(np.asarray(_k_of_chunk(config, groups[0], chunk)), (m, 1))
         data["K_t"] = (("time", "direction"), K_t, {"units": units.RATE, "long_name": "coupling strength K(t)"})
     return xr.Dataset(data, coords=coords)
 
 
-def _checkpoint(config: Config, groups: list[_Group], states: list[Any], stats: np.ndarray) -> dict[str, np.ndarray]:
+def _checkpoint(states: list[Any], stats: np.ndarray) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"solver_stats": stats}
-    for N in config.N:
-        sel = [np.asarray(s) for g, s in zip(groups, states) if g.N == N]
-        out[f"state_N{N}"] = np.stack(sel)
+    for i, state in enumerate(states):
+        out[f"state_{i}"] = np.asarray(state)
     return out
 
 
-def _restore_states(config: Config, groups: list[_Group], checkpoint: dict[str, np.ndarray]) -> list[np.ndarray]:
-    cursor = {N: 0 for N in config.N}
-    states = []
-    for g in groups:
-        states.append(checkpoint[f"state_N{g.N}"][cursor[g.N]])
-        cursor[g.N] += 1
-    return states
+def _restore_states(groups: list[_Group], checkpoint: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [checkpoint[f"state_{i}"] for i in range(len(groups))]
 
 
 def _resume_point(config: Config, path: Path, overwrite: bool) -> tuple[int, dict[str, Any] | None,
@@ -203,9 +209,9 @@ def _check_progress(path: Path, ds: xr.Dataset, done: int, bounds: list[tuple[in
 def _check_checkpoint(config: Config, path: Path, checkpoint: dict[str, np.ndarray]) -> None:
     groups = _groups(config)
     expected = {"solver_stats": (len(groups), 3)}
-    for N in config.N:
-        count = sum(g.N == N for g in groups)
-        expected[f"state_N{N}"] = (count, len(groups[0].seeds), N, config.n)
+    for i, g in enumerate(groups):
+        batch = g.ks[1] - g.ks[0] if g.ks is not None else len(config.directions)
+        expected[f"state_{i}"] = (batch, len(g.seeds), g.N, config.n)
     for name, shape in expected.items():
         if name not in checkpoint or checkpoint[name].shape != shape:
             found = checkpoint[name].shape if name in checkpoint else "nothing"
@@ -217,13 +223,16 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
     """Run the synchronisation study.
 
     Args:
-        config: the study parameters.
+        config: the study parameters (validated when built: a step beyond the method's stability
+            limit is a ``ConfigError`` on ``dt`` already).
         path: result file; the run streams into it chunk by chunk and resumes it if it holds
             an unfinished run of the same config (a finished one is returned as is), after
             checking its checksum and progress counters. The run holds the file's lock
             (:func:`studies.files.exclusive`) throughout. ``None`` keeps everything in memory.
-        scheduler: address of an existing Dask scheduler (default: a local cluster).
-        workers: local Dask worker processes (default: one per core; 0: in this process).
+        scheduler: address of an existing Dask scheduler (default: a local cluster, or this
+            process for a single batch or a run shorter than a cluster's start-up).
+        workers: local Dask worker processes (default: one per core for long runs of several
+            batches, else none; 0: in this process).
         progress: tqdm bars over simulated time and over the tasks of each chunk (only when
             stderr is a terminal).
         overwrite: start over, replacing whatever ``path`` holds (another config, a damaged,
@@ -234,8 +243,7 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
         adiabatic sweeps, ``direction``).
 
     Raises:
-        ConfigError: the step is too large for the method and the fastest oscillator, or the run
-            cannot finish or fit (:func:`studies.sync.cost.check_cost`).
+        ConfigError: the run cannot finish or fit (:func:`studies.sync.cost.check_cost`).
         StorageError: ``path`` holds a different run, or is unreadable, damaged or tampered
             with (and ``overwrite`` is off).
         LockedError: another process is writing ``path``.
@@ -244,7 +252,6 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
     if not isinstance(config, Config):
         raise TypeError(f"config: expected a sync Config, got {type(config).__name__}")
     check_cost(config)
-    _check_steps(config)
     if path is None:
         return _run(config, None, scheduler, workers, progress, overwrite)
     with exclusive(path):  # one writer per file, from the resume check to the final write
@@ -258,14 +265,15 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
     start, checkpoint, finished = (0, None, None) if path is None else _resume_point(config, path, overwrite)
     if finished is not None:
         return finished
-    config_json = config.to_json()
     states: list[Any] = [None] * len(groups)
     stats = np.zeros((len(groups), 3), dtype=np.int64)  # nfe, steps, rejected
     statuses = ["ok"] * len(groups)
     if checkpoint is not None:
-        states = _restore_states(config, groups, checkpoint)
+        states = _restore_states(groups, checkpoint)
         stats = checkpoint["solver_stats"].astype(np.int64)
         statuses = checkpoint["status"]
+    if workers is None and scheduler is None and (len(groups) == 1 or work(config) < LOCAL_WORK):
+        workers = 0  # a cluster would only add its start-up
     chunks_in_memory: list[xr.Dataset] = []
     wall0 = time.perf_counter()
     total_time = bounds[-1][1] * config.sample_dt
@@ -273,12 +281,8 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
             tqdm(total=total_time, initial=bounds[start][0] * config.sample_dt if start < len(bounds) else total_time,
                  desc="simulated time", unit="t", disable=None if progress else True) as bar:
         for c in range(start, len(bounds)):
-            a, b = bounds[c]
-            tasks = [{"config": config_json, "K": _k_of_chunk(config, g, c), "N": g.N, "seeds": list(g.seeds),
-                      "t0": a * config.sample_dt, "times": config.sample_dt * np.arange(a + 1, b + 1),
-                      "state": states[i], "init_label": f"init-{g.direction or 'independent'}"}
-                     for i, g in enumerate(groups)]
-            results = sweep.map(advance, tasks, desc=f"chunk {c + 1}/{len(bounds)}")
+            results = sweep.map(advance, _tasks(config, groups, states, c, bounds[c]),
+                                desc=f"chunk {c + 1}/{len(bounds)}")
             states = [res["state"] for res in results]
             stats += np.asarray([[res["nfe"], res["steps"], res["rejected"]] for res in results], dtype=np.int64)
             statuses = [res["status"] for res in results]
@@ -286,15 +290,15 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
             if path is None:
                 chunks_in_memory.append(chunk)
             else:
-                _store_chunk(config, path, chunk, c, len(bounds), _checkpoint(config, groups, states, stats),
-                             statuses)
-            bar.update((b - a) * config.sample_dt)
+                _store_chunk(config, path, chunk, c, len(bounds), _checkpoint(states, stats), statuses)
+            bar.update((bounds[c][1] - bounds[c][0]) * config.sample_dt)
         where = sweep.description
     if path is None:
         traj = xr.concat(chunks_in_memory, dim="time", data_vars="minimal", coords="minimal")
     else:
         traj = storage.open_dataset(path, study=Config.study, combine_complex=True)
-    ds = _finalize(config, groups, traj, stats, statuses)
+    cells = [_cells(config, g) for g in groups]
+    ds = finalize(config, traj, cells, stats, statuses, _coords(config))
     ds.attrs = storage.result_attrs(Config.study, config, config.seed, complete=1, chunks_done=len(bounds),
                                     chunks_total=len(bounds), executor=where, units_convention=units.CONVENTION,
                                     wall_time_last_session=round(time.perf_counter() - wall0, 3))
@@ -304,22 +308,13 @@ def _run(config: Config, path: Path | None, scheduler: str | None, workers: int 
     return ds
 
 
-def _check_steps(config: Config) -> None:
-    """Refuse a step too large for the fastest oscillator, or for the strongest coupling, of any run,
-    before anything runs (the solver would refuse it in every task of the sweep)."""
-    solver = get_solver(config.method)
-    strongest = float(np.abs(config.K).max())
-    for N in config.N:
-        for seeds in _seed_groups(config):
-            freq, omega = build_frequencies(config, N, seeds[0])
-            check_step(config, float(omega.abs().max()))
-            field = ku.KuramotoField(build_coupling(config, strongest, N, seeds[0]), omega=freq)
-            try:
-                check_stability(solver, field, config.dt)
-            except ValueError as exc:
-                reason = str(exc).removeprefix("dt: ").split(". Use ")[0].split("; ")[0]
-                raise ConfigError("k_max", f"K = {strongest:g} at dt = {config.dt:g}: {reason}; use a smaller "
-                                           f"--k-max or --dt, or an adaptive --method") from None
+def _tasks(config: Config, groups: list[_Group], states: list[Any], c: int, bounds: tuple[int, int]) -> list[dict]:
+    a, b = bounds
+    return [{"config": config.to_json(), "K": _k_of_chunk(config, g, c), "N": g.N, "seeds": list(g.seeds),
+             "t0": a * config.sample_dt, "times": config.sample_dt * np.arange(a + 1, b + 1), "state": states[i],
+             "init_label": [f"init-{d}" for d in config.directions] if config.adiabatic else "init-independent",
+             "noise_seed": _noise_seed(config, g, c)}
+            for i, g in enumerate(groups)]
 
 
 def _store_chunk(config: Config, path: Path, chunk: xr.Dataset, c: int, total: int,
@@ -332,75 +327,3 @@ def _store_chunk(config: Config, path: Path, chunk: xr.Dataset, c: int, total: i
         storage.write_dataset(chunk, path, unlimited="time", checkpoint=checkpoint)
     else:
         storage.append(path, chunk, attrs=progress_attrs, checkpoint=checkpoint)
-
-
-def _finalize(config: Config, groups: list[_Group], traj: xr.Dataset, stats: np.ndarray,
-              statuses: list[str]) -> xr.Dataset:
-    """Add the time averages, theory, and solver statistics to the trajectories."""
-
-    keep = [v for v in ("r_t", "Z_t", "K_t") if v in traj]
-    ds = traj[keep].copy()
-    ds.attrs = {}
-    t = ds["time"].values
-    S = config.samples_per_segment
-    seg_time = S * config.sample_dt
-    if config.adiabatic:
-        local = t - np.floor((t - 1e-9) / seg_time) * seg_time
-        window = local > config.t_transient + 1e-9
-        segment = np.floor((t - 1e-9) / seg_time).astype(int)
-        r_dir = []
-        for d, direction in enumerate(config.directions):  # a loop over sweep points, not oscillators
-            seg_mean = ds["r_t"].isel(direction=d).where(xr.DataArray(window, dims="time")).groupby(
-                xr.DataArray(segment, dims="time", name="segment")).mean("time")
-            seg_std = ds["r_t"].isel(direction=d).where(xr.DataArray(window, dims="time")).groupby(
-                xr.DataArray(segment, dims="time", name="segment")).std("time")
-            k_idx = np.arange(config.k_num) if direction == "forward" else np.arange(config.k_num)[::-1]
-            r_dir.append((seg_mean.values[k_idx], seg_std.values[k_idx]))
-        r = np.stack([a for a, _ in r_dir])  # [direction, K, N, seed]
-        r_fluct = np.stack([b for _, b in r_dir])
-        rdims = ("direction", "K", "N", "seed")
-    else:
-        window = xr.DataArray(t > config.t_transient + 1e-9, dims="time")
-        r = ds["r_t"].where(window).mean("time").transpose("K", "N", "seed").values
-        r_fluct = ds["r_t"].where(window).std("time").transpose("K", "N", "seed").values
-        rdims = ("K", "N", "seed")
-    ds = ds.assign_coords({k: v for k, v in _coords(config).items() if k not in ds.coords})
-    ds["r"] = (rdims, r, {"units": units.DIMENSIONLESS, "long_name": "time-averaged order parameter r"})
-    ds["r_fluctuation"] = (rdims, r_fluct, {"units": units.DIMENSIONLESS,
-                                            "long_name": "standard deviation of r(t) in the averaging window"})
-    if config.has_theory:
-        theory = ku.theory.order_parameter(config.K, config.distribution, config.width)
-        kc = ku.theory.critical_coupling(config.distribution, config.width)
-    else:
-        theory, kc = np.full(config.k_num, np.nan), np.nan
-    no_theory = "NaN: no mean-field theory for this case (it covers n = 2 on the complete graph)"
-    ds["r_theory"] = ("K", np.asarray(theory, dtype=float),
-                      {"units": units.DIMENSIONLESS, "long_name": "mean-field theory r(K), N → ∞",
-                       "comment": no_theory})
-    ds["K_c"] = ((), float(kc), {"units": units.RATE, "long_name": "critical coupling K_c = 2/(π g(0))",
-                                 "comment": no_theory})
-    ds["r_incoherent"] = ("N", np.asarray([ku.theory.incoherent_order_parameter(N, config.n) for N in config.N]),
-                          {"units": units.DIMENSIONLESS, "long_name": "expected r of N independent uniform "
-                                                                      "oscillators"})
-    omega_max = np.zeros((len(config.N), config.seeds))
-    for a, N in enumerate(config.N):
-        for seeds in _seed_groups(config):
-            _, omega = build_frequencies(config, N, seeds[0])
-            s0 = seeds[0] - config.seed
-            omega_max[a, s0:s0 + len(seeds)] = float(omega.abs().max())
-    ds["omega_max"] = (("N", "seed"), omega_max, {"units": units.ANGULAR_VELOCITY,
-                                                  "long_name": "largest natural angular velocity |ω|"})
-    sdims = ("direction", "N", "seed") if config.adiabatic else ("K", "N", "seed")
-    shape = tuple(ds.sizes[d] for d in sdims)
-    for j, name in enumerate(("nfe", "steps", "rejected")):
-        arr = np.zeros(shape, dtype=np.int64)
-        status = np.empty(shape, dtype=object)
-        for g, row, st in zip(groups, stats, statuses):
-            s0 = g.seeds[0] - config.seed
-            arr[(*g.index, slice(s0, s0 + len(g.seeds)))] = row[j]
-            status[(*g.index, slice(s0, s0 + len(g.seeds)))] = st
-        long = {"nfe": "field evaluations", "steps": "integrator steps", "rejected": "rejected steps"}[name]
-        ds[f"solver_{name}"] = (sdims, arr, {"units": "1", "long_name": f"solver {long} (per batch of seeds)"})
-    ds["solver_status"] = (sdims, status.astype(str).astype(object), {"long_name": "solver status"})
-    ds["time"].attrs.update(_TIME_ATTRS)
-    return ds

@@ -1,5 +1,5 @@
-"""The model of one synchronisation run: natural frequencies, coupling graph, initial states, and
-the solve of one group of seeds over one time chunk (:func:`advance`, shipped to Dask workers).
+"""One task of a synchronisation run: a batch of K values (or sweep directions) × seeds solved as one
+batched solve over one time chunk (:func:`advance`, shipped to Dask workers).
 """
 
 from __future__ import annotations
@@ -10,93 +10,66 @@ import numpy as np
 import torch
 
 import kuramoto as ku
-from integrators import METHODS, solve
-from studies.config import ConfigError
-from studies.sync.config import MAX_ROTATION_PER_STEP, ROTATION_EXACT, Config
+from integrators import METHODS, SDE_METHODS, Compiled, solve, solve_sde
+from studies.sync.config import Config
+from studies.sync.population import (
+    build_coupling,
+    build_field,
+    build_frequencies,
+    graph_edges,
+    seed_of,
+    torch_dtype,
+)
 
-__all__ = ["advance", "build_coupling", "build_frequencies", "check_step", "graph_edges"]
+__all__ = ["BATCH_ELEMENTS", "COMPILE_WORK", "EAGER_BATCH_ELEMENTS", "LOCAL_WORK", "advance", "build_coupling", "build_field",
+           "build_frequencies", "graph_edges", "initial_states", "plan", "work"]
 
-
-def _seed(*parts: int | str) -> int:
-    """A reproducible 63-bit seed from a tuple of ints and labels."""
-    words = [p if isinstance(p, int) else int.from_bytes(p.encode()[:8].ljust(8, b"\0"), "little") for p in parts]
-    return int(np.random.SeedSequence(words).generate_state(2, dtype=np.uint32).view(np.uint64)[0] >> np.uint64(1))
-
-
-def _torch_dtype(name: str):
-    return {"float64": torch.float64, "float32": torch.float32}[name]
-
-
-def build_frequencies(config: Config, N: int, seed: int):
-    """The natural-frequency module for N oscillators (``seed`` is ignored with quantile sampling).
-
-    n = 2: ``Frequencies(ω)``, ``ω [N]`` from g. Even n > 2: one ω per component pair, each pair's
-    frequencies a random permutation of a draw from g. Odd n: a rotation about a uniformly
-    random axis at angular velocity ω_i (per-oscillator skew matrices).
-
-    Returns:
-        ``(module, omega)`` with ``omega`` the sampled angular velocities (``[N]`` or ``[N, n/2]``).
-    """
-
-    if not isinstance(N, int) or N < 1:
-        raise ValueError(f"N: expected a positive integer, got {N!r}")
-    dtype = _torch_dtype(config.dtype)
-    g = torch.Generator().manual_seed(_seed(config.seed if config.quantile else seed, N, "omega"))
-    sampler = {"lorentzian": ku.lorentzian, "gaussian": ku.gaussian, "uniform": ku.uniform}[config.distribution]
-    pairs = config.n // 2
-    draws = [sampler(N, config.width, quantile=config.quantile, generator=g, dtype=torch.float64)
-             for _ in range(1 if config.n == 2 else max(pairs, 1))]
-    if config.n == 2:
-        omega = draws[0]
-        return ku.Frequencies(omega.to(dtype=dtype, device=config.device)), omega
-    if config.n % 2 == 0:
-        omega = torch.stack([d[torch.randperm(N, generator=g)] for d in draws], dim=-1)
-        return ku.Frequencies(omega.to(dtype=dtype, device=config.device)), omega
-    omega = draws[0]
-    if config.n != 3:
-        raise ConfigError("n", f"odd sphere dimensions other than 3 are not supported, got {config.n}")
-    module = ku.random_axis_rotations(omega, generator=g)
-    return module.to(dtype=dtype, device=config.device), omega
+#: State numbers (K values × seeds × N × n) per batched solve through the compiled program: 4·10^6
+#: float64 values are 32 MB, and a lawson_rk4 step holds about a dozen such tensors.
+BATCH_ELEMENTS = 4_000_000
+#: ... and per eager batched solve: measured at the quick preset (one thread), batches of ~10^5
+#: numbers ran 15% faster than one batch of all 2.5·10^5 (whose dozen temporaries leave the cache)
+#: and as fast as one solve per K.
+EAGER_BATCH_ELEMENTS = 100_000
+#: Steps × state numbers from which a run goes through ``Compiled(method)``: its cold compile
+#: took ~6 s here (2 s with inductor's disk cache warm) and saved ~2·10^-8 s per number-step
+#: (lawson_rk4, N = 2000: 1.9 s instead of 4.9 s for 640 steps of 21 K × 3 seeds).
+COMPILE_WORK = 5e8
 
 
-def graph_edges(config: Config, N: int, seed: int) -> tuple[torch.Tensor, float]:
-    """Edge index ``[2, E]`` of the configured sparse graph (both directions) and its mean degree."""
-    if config.graph == "ring":
-        edges = ku.ring_edges(N, config.degree)
-    elif config.graph == "lattice":
-        edges = ku.lattice_edges(N)
-    else:
-        edges = ku.erdos_renyi_edges(N, config.degree, _seed(config.seed if config.quantile else seed, N, "graph"))
-    return edges, ku.graphs.mean_degree(edges, N)
+#: Steps × state numbers below which a run stays in this process rather than starting a local Dask
+#: cluster (whose start-up took 10–20 s here, about the time of 5·10^8 eager number-steps).
+LOCAL_WORK = 1e9
 
 
-def build_coupling(config: Config, K: float, N: int, seed: int):
-    """The coupling for strength K: ``MeanField(K)`` or a sparse graph with weights K/(mean degree)."""
-
-    if config.graph == "complete":
-        return ku.MeanField(float(K))
-    edges, mean_degree = graph_edges(config, N, seed)
-    weight = torch.full((edges.shape[1],), float(K) / mean_degree, dtype=_torch_dtype(config.dtype),
-                        device=config.device)
-    return ku.Sparse(edges.to(config.device), weight, num_nodes=N)
+def work(config: Config) -> float:
+    """Steps × state numbers of the whole run (all K, seeds and N)."""
+    steps = round((config.t_transient + config.t_average) / config.dt) * (1 if config.adiabatic else config.k_num)
+    return float(steps * config.seeds * sum(config.N) * config.n * len(config.directions or (1,)))
 
 
-def _initial_states(config: Config, N: int, seeds: list[int], label: str):
-    states = [ku.random_states(N, n=config.n, generator=torch.Generator().manual_seed(_seed(s, N, label)),
-                               dtype=torch.float64) for s in seeds]
-    return torch.stack(states).to(dtype=_torch_dtype(config.dtype), device=config.device)
+def plan(config: Config) -> tuple[bool, list[tuple[int, int]]]:
+    """Whether the run's solves go through ``Compiled(method)``, and the K-index ranges ``[a, b)``
+    solved as one batch each. A function of the config only, so a resumed run (and the noise
+    draws, which follow the batches) is the same on any machine."""
+    per_k = config.seeds * max(config.N) * config.n
+    cls = METHODS.get(config.method)
+    compiled = (cls is not None and cls.native and not cls.adaptive and not config.stochastic
+                and work(config) >= COMPILE_WORK)
+    budget = BATCH_ELEMENTS if compiled else EAGER_BATCH_ELEMENTS
+    size = max(1, min(config.k_num, budget // max(per_k, 1)))
+    return compiled, [(a, min(a + size, config.k_num)) for a in range(0, config.k_num, size)]
 
 
-def check_step(config: Config, omega_max: float) -> None:
-    if config.method in ROTATION_EXACT or getattr(METHODS[config.method], "adaptive", False):
-        return
-    turn = config.dt * omega_max
-    if turn > MAX_ROTATION_PER_STEP:
-        raise ConfigError("dt", f"with method {config.method!r} the fastest oscillator (|ω| = {omega_max:.4g}) turns "
-                                f"h·|ω| = {turn:.3g} rad per step, beyond what an explicit step resolves (RK4 is "
-                                f"unstable above ≈2.8 and garbage oscillators falsely lock the population); use "
-                                f"--method lawson_rk4, which rotates exactly, or --dt "
-                                f"{MAX_ROTATION_PER_STEP / omega_max:.3g} or smaller")
+def initial_states(config: Config, N: int, seeds: list[int], label: str | list[str], batch: int) -> torch.Tensor:
+    """Uniform random states ``[batch, len(seeds), N, n]``: seed s's state is drawn from its own
+    generator (so it does not depend on how seeds are grouped), the same for every K of a batch
+    (one ``label``) or one per leading index (a list of labels: the sweep directions)."""
+    labels = [label] if isinstance(label, str) else list(label)
+    states = [[ku.random_states(N, n=config.n, generator=torch.Generator().manual_seed(seed_of(s, N, lab)),
+                                dtype=torch.float64) for s in seeds] for lab in labels]
+    x = torch.stack([torch.stack(row) for row in states]).to(dtype=torch_dtype(config.dtype), device=config.device)
+    return x.expand(batch, *x.shape[1:]).contiguous() if isinstance(label, str) else x
 
 
 def _mean_field(x: Any) -> Any:
@@ -104,27 +77,38 @@ def _mean_field(x: Any) -> Any:
 
 
 def advance(task: dict[str, Any]) -> dict[str, Any]:
-    """Advance one group of runs (same K, N, frequencies; a batch of seeds) over one chunk.
+    """Advance one batch of runs (K values or sweep directions × seeds; same N, frequencies and
+    graph) over one chunk of time.
 
-    Module-level so that Dask can ship it to workers; ``task`` holds the config JSON, K, N,
-    the seeds, the start time, the sample times and the current states (or ``None``).
+    Module-level so that Dask can ship it to workers; ``task`` holds the config JSON, the batch's
+    K values (one per leading index of the state), N, the seeds, the chunk's start time and
+    sample times, the current states ``[batch, seeds, N, n]`` (or ``None``) and, for a noisy
+    run, the seed of this chunk's noise.
+
+    Returns:
+        ``r`` ``[time, batch, seeds]``, ``Z`` (n = 2), the final ``state``, and solver statistics.
     """
-
     config = Config.from_json(task["config"])
     N, seeds = task["N"], task["seeds"]
-    dtype = _torch_dtype(config.dtype)
-    freq, _ = build_frequencies(config, N, seeds[0])
-    field = ku.KuramotoField(build_coupling(config, task["K"], N, seeds[0]), omega=freq)
+    dtype = torch_dtype(config.dtype)
+    K = torch.as_tensor(task["K"], dtype=torch.float64).view(-1, 1, 1, 1)
+    field = build_field(config, K, N, seeds[0])
     if task["state"] is None:
-        x0 = _initial_states(config, N, seeds, task["init_label"])
+        x0 = initial_states(config, N, seeds, task["init_label"], K.shape[0])
     else:
         x0 = torch.as_tensor(task["state"], dtype=dtype, device=config.device)
     t = torch.as_tensor(np.concatenate([[task["t0"]], task["times"]]), dtype=torch.float64)
-
-    adaptive = getattr(METHODS[config.method], "adaptive", False)
-    sol = solve(field, x0, t, method=config.method, dt=None if adaptive else config.dt, save_states=False,
-                observe={"m": _mean_field})
-    m = sol.observed["m"][1:]  # [time, seeds, n]
+    observe = {"m": _mean_field}
+    if config.method in SDE_METHODS:
+        sol = solve_sde(field, x0, t, config.method, dt=config.dt, noise=config.noise,
+                        generator=torch.Generator(device=config.device).manual_seed(task["noise_seed"]),
+                        save_states=False, observe=observe)
+    else:
+        adaptive = METHODS[config.method].adaptive
+        method = Compiled(config.method) if plan(config)[0] else config.method
+        sol = solve(field, x0, t, method=method, dt=None if adaptive else config.dt, save_states=False,
+                    observe=observe)
+    m = sol.observed["m"][1:]  # [time, batch, seeds, n]
     r = torch.linalg.vector_norm(m, dim=-1)
     out = {
         "r": r.to(torch.float64).cpu().numpy(),
