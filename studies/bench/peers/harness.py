@@ -37,6 +37,8 @@ class Runner:
             timed apart; lazy compilers (``torch.compile``) compile in the first call instead.
         max_runs: cap on timed runs for slow peers (the first call counts as one when nothing
             compiles).
+        jit: whether the first call compiles (``torch.compile``, ``jax.jit``); without it no
+            compile time is reported.
         info: settings and statistics shown with the row (method, tolerance, steps…).
     """
 
@@ -47,22 +49,24 @@ class Runner:
     compile: Callable[[], None] | None = None
     max_runs: int | None = None
     self_timed: bool = False
+    jit: bool = False
     info: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
 def one_thread() -> Iterator[None]:
-    """One thread for torch, NumPy/SciPy's BLAS (threadpoolctl) and XLA (env, before jax is imported)."""
+    """One thread for torch, NumPy/SciPy's BLAS (threadpoolctl) and XLA (env, read when jax is imported);
+    subprocesses (the PyPI package) inherit ``*_NUM_THREADS=1``. Restores everything on exit."""
     import torch
 
-    previous = torch.get_num_threads()
+    previous, saved_env = torch.get_num_threads(), dict(os.environ)
     torch.set_num_threads(1)
     flags = os.environ.get("XLA_FLAGS", "")
     if "intra_op_parallelism_threads" not in flags:
         os.environ["XLA_FLAGS"] = (flags + " " + XLA_ONE_THREAD).strip()
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    for var in _BLAS_VARS:  # for subprocesses (the PyPI package)
-        os.environ.setdefault(var, "1")
+    for var in _BLAS_VARS:
+        os.environ[var] = "1"
     try:
         from threadpoolctl import threadpool_limits
         limits = threadpool_limits(1)
@@ -73,6 +77,8 @@ def one_thread() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(previous)
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
 def _clock(fn: Callable[[], Any]) -> tuple[Any, float, float]:
@@ -93,12 +99,17 @@ def _call(r: Runner) -> tuple[Any, dict[str, Any], float, float]:
     return out, info, wall, cpu
 
 
+def _failed(r: Runner, exc: Exception) -> dict[str, str]:
+    return {"label": r.label, "side": r.side, "failed": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+
+
 def measure(runners: list[Runner], repeats: int, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """Compile and run every runner once, then ``repeats`` timed runs alternated between runners.
 
     The order of the runners is reversed on every other round, so that drift on a shared
     machine does not favour one side. ``compile_s`` is the explicit compile (if any) plus the
-    first call's excess over the median run (the JIT of lazy compilers, caches warming up).
+    first call's excess over the median run (the JIT of lazy compilers), NaN for runners that
+    do not compile.
 
     Returns:
         ``{key: {"wall", "cpu", "runs", "compile_s", "first_wall", "output", **info}}``; a
@@ -113,29 +124,35 @@ def measure(runners: list[Runner], repeats: int, log: Callable[[str], None] = pr
                 _, compile_s, _ = _clock(r.compile)
             out, info, wall, cpu = _call(r)
         except Exception as exc:  # one failing contender must not hide the others
-            res[r.key] = {"label": r.label, "side": r.side, "failed": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+            res[r.key] = _failed(r, exc)
             log(f"  {r.label}: failed ({res[r.key]['failed']})")
             continue
-        res[r.key] = {"label": r.label, "side": r.side, "output": out, "first_wall": wall, "explicit_compile_s": compile_s,
-                      **r.info, **info}
+        res[r.key] = {"label": r.label, "side": r.side, "output": out, "first_wall": wall,
+                      "explicit_compile_s": compile_s, **r.info, **info}
         # Without any compilation the first call is a sample too (slow peers run once).
         samples[r.key] = [(wall, cpu)] if (r.compile is None and r.max_runs is not None) or r.self_timed else []
         log(f"  {r.label}: first call {wall:.3g} s" + (f" (+ compile {compile_s:.3g} s)" if r.compile else ""))
     live = [r for r in runners if r.key in samples]
     for rnd in range(repeats):
         for r in (live if rnd % 2 == 0 else live[::-1]):
-            if r.max_runs is not None and len(samples[r.key]) >= r.max_runs:
+            if r.key not in samples or (r.max_runs is not None and len(samples[r.key]) >= r.max_runs):
                 continue
-            out, info, wall, cpu = _call(r)
+            try:
+                out, info, wall, cpu = _call(r)
+            except Exception as exc:
+                res[r.key] = _failed(r, exc)
+                del samples[r.key]
+                continue
             samples[r.key].append((wall, cpu))
             res[r.key].update(output=out, **info)
-    for r in live:
+    for r in [r for r in live if r.key in samples]:
         walls = [w for w, _ in samples[r.key]] or [res[r.key]["first_wall"]]
         cpus = [c for _, c in samples[r.key]] or [math.nan]
         wall, cpu = statistics.median(walls), statistics.median(cpus)
         first = res[r.key]["first_wall"]
+        compile_s = res[r.key].pop("explicit_compile_s") + max(0.0, first - wall)
         res[r.key].update(wall=wall, cpu=cpu, runs=len(samples[r.key]),
-                          compile_s=res[r.key].pop("explicit_compile_s") + max(0.0, first - wall))
+                          compile_s=compile_s if r.jit or r.compile is not None else math.nan)
     return res
 
 

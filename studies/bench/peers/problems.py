@@ -57,8 +57,8 @@ SIZES: dict[str, dict[str, dict[str, Any]]] = {
 TITLES = {
     "W1": "classic model N={N}, one trajectory, t ∈ [0, {T:g}], {outputs} outputs of r(t), K={K:g}, "
           "{steps_per_output} RK4-type steps per output, float64",
-    "W2": "sweep N={N}, {num_K} K ∈ [0, {K_max:g}] × {seeds} seeds, t ∈ [0, {T:g}], dt={dt:g}, r(t) at {outputs} times, "
-          "float64",
+    "W2": "sweep N={N}, {num_K} K ∈ [0, {K_max:g}] × {seeds} seeds, t ∈ [0, {T:g}], dt={dt:g}, "
+          "r(t) at {outputs} times, float64",
     "W3": "mean field N={N:.0e}, float32, {steps} steps of dt={dt:g}, r after every step",
     "W4": "adaptive, dense N={N}, J = 2(U + Uᵀ)/N, t ∈ [0, {T:g}], peers at rtol = atol = {rtol:g}, float64",
     "W5": "dr(T)/dK through {steps} RK4-type steps of dt={dt:g}, N={N}, K={K:g}, float64",
@@ -167,7 +167,7 @@ def phase_error(theta: np.ndarray, theta_ref: np.ndarray) -> float:
 
 
 def meanfield_rhs(omega: np.ndarray, K: float) -> Callable[[float, np.ndarray], np.ndarray]:
-    """``f(t, θ) = ω + K (S cos θ − C sin θ)`` with ``S = mean sin θ``, ``C = mean cos θ`` (= ω + K r sin(ψ − θ))."""
+    """``f(t, θ) = ω + K (S cos θ − C sin θ)`` with ``S, C`` the means of ``sin θ``, ``cos θ``."""
     omega = np.asarray(omega, dtype=np.float64)
 
     def f(t: float, theta: np.ndarray) -> np.ndarray:

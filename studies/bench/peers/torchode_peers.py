@@ -30,7 +30,7 @@ def _torchode() -> Any:
 
 @functools.lru_cache(maxsize=None)
 def _rk4_class() -> type:
-    to = _torchode()
+    _torchode()
     from torchode.interpolation import ThirdOrderPolynomialInterpolation
     from torchode.single_step_methods.runge_kutta import ButcherTableau, ExplicitRungeKutta
 
@@ -51,7 +51,6 @@ def _rk4_class() -> type:
         def build_interpolation(self, data: Any) -> Any:
             return ThirdOrderPolynomialInterpolation.from_k(data.t0, data.dt, data.y0, data.y1, data.k)
 
-    del to
     return RK4
 
 
@@ -86,7 +85,8 @@ def torchode_runner(w: Workload) -> Runner:
                 sol = solver.solve(to.InitialValueProblem(y0=y0, t_eval=t_eval), dt0=dt0)
             r = torch.hypot(torch.cos(sol.ys).mean(-1), torch.sin(sol.ys).mean(-1))  # [B, outputs]
             return r.reshape(seeds, Ks, M).numpy(), {"steps": int(sol.stats["n_steps"].max())}
-        return Runner("torchode", "torchode RK4 (custom ERK), batched K × seeds, torch.compile(solver)", "peer", run)
+        return Runner("torchode", "torchode RK4 (custom ERK), batched K × seeds, torch.compile(solver)", "peer", run,
+                      jit=True)
     if w.name == "W5":
         K = torch.tensor(float(d["K"]), dtype=torch.float64, requires_grad=True)
         y0 = torch.as_tensor(d["theta0"], dtype=torch.float64)[None]
@@ -105,5 +105,5 @@ def torchode_runner(w: Workload) -> Runner:
             torch.hypot(torch.cos(theta).mean(), torch.sin(theta).mean()).backward()
             return K.grad.detach().numpy().copy()
         return Runner("torchode", "torchode RK4, AutoDiffAdjoint (backprop), torch.compile(solver)", "peer", run,
-                      info={"steps": p["steps"]})
+                      jit=True, info={"steps": p["steps"]})
     raise ValueError(f"torchode_runner: no torchode run for {w.name}")
