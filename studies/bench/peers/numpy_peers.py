@@ -197,16 +197,24 @@ def copy_bandwidth(nbytes: int, repeats: int = 20) -> float:
     return 2 * a.nbytes / statistics.median(times)
 
 
-def bandwidth_bound(w: Workload) -> dict[str, float]:
-    """W3's bound: the bytes an RK4-type step must move over the measured copy bandwidth.
+def bandwidth_bound(w: Workload, stream_bytes: int = 512 * 2**20) -> dict[str, dict[str, float]]:
+    """W3's bound: the bytes an RK4-type step must move over a measured copy bandwidth.
 
     A mean-field stage needs the global sums of the previous stage, so a step is at least 4
     passes that read the state and ω, plus one that writes the state. On the toolkit's layout
-    (``[N, 2]`` float32 state, ``[N]`` ω) that is ``4 (8 + 4) + 8 = 56`` bytes per oscillator;
-    on the phase form ``4 (4 + 4) + 4 = 36``. The bandwidth is measured on a state-sized copy
-    (the working set decides whether this is cache or DRAM bandwidth).
+    (``[N, 2]`` float32 state, ``[N]`` ω) that is ``4 (8 + 4) + 8 = 56`` bytes per oscillator
+    (on the phase form ``4 (4 + 4) + 4 = 36``). Two bandwidths: STREAM-like, a copy of
+    ``stream_bytes`` (larger than the caches: memory bandwidth), and a copy the size of the state
+    (``8 N`` bytes: the cache bandwidth a working set that fits the cache can reach).
+
+    Returns:
+        ``{"stream": {...}, "cache": {...}}``, each with ``bandwidth_GBps``, ``bytes_per_step``,
+        ``wall`` (the bound for all steps, s) and ``phase_form_wall``.
     """
     N, steps = w.params["N"], w.params["steps"]
-    bw = copy_bandwidth(8 * N)
-    return {"bandwidth_GBps": bw / 1e9, "bytes_per_step": 56.0 * N, "wall": steps * 56.0 * N / bw,
-            "phase_form_wall": steps * 36.0 * N / bw}
+    out = {}
+    for key, nbytes in (("stream", stream_bytes), ("cache", 8 * N)):
+        bw = copy_bandwidth(nbytes, repeats=10 if key == "stream" else 50)
+        out[key] = {"bandwidth_GBps": bw / 1e9, "copy_MB": nbytes / 2**20, "bytes_per_step": 56.0 * N,
+                    "wall": steps * 56.0 * N / bw, "phase_form_wall": steps * 36.0 * N / bw}
+    return out
