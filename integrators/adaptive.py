@@ -23,6 +23,9 @@ class AbstractEmbeddedRK(AbstractSolver):
     adaptive = True
     native = True
     uses_tolerances = True
+    rotating_frame: bool = False
+    """Whether the method steps the coupling term in the frame rotating with Ω (its cache is
+    then ``field.coupling_term``, and the first step is sized by it)."""
     controller: PIController
     max_steps: int
 
@@ -59,7 +62,7 @@ class Dopri5Normalized(AbstractEmbeddedRK):
             raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
         self.max_steps = max_steps
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> torch.Tensor:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> torch.Tensor:
         return field(t0, x0)
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:

@@ -26,6 +26,21 @@ import torch
 from torch import nn
 
 from .base import AbstractSolver, StepResult, TimeLike, reject_unknown_options
+from .guards import (
+    DEFAULT_DRIFT_TOL,
+    AB4_IMAG,
+    AB4_REAL,
+    AM4_REAL,
+    NO_IMAGINARY_SEGMENT,
+    RK1_REAL,
+    RK3_IMAG,
+    RK3_REAL,
+    RK4_IMAG,
+    RK4_REAL,
+    drift_of,
+    step_counts,
+    warn_drift,
+)
 
 __all__ = [
     "TORCHDIFFEQ_FAMILIES", "AbstractTorchdiffeqAdams", "AbstractTorchdiffeqAdaptive", "AbstractTorchdiffeqFixed",
@@ -42,25 +57,19 @@ def _torchdiffeq_solvers() -> dict[str, type]:
     return SOLVERS
 
 
-def substeps(interval: float, dt: float) -> int:
-    """Equal steps needed to cross ``interval`` with steps no longer than ``dt``; a step may exceed
-    ``dt`` by one part in 10^6, so float32 output times (0.1 stored as 0.100000001) do not add a step."""
-    return max(1, math.ceil(abs(interval) / dt * (1 - 1e-6)))
-
-
-def output_grid(t: list[float], dt: float) -> list[float]:
-    """Time grid through every output time, each interval split into equal steps ``<= dt``."""
+def output_grid(t: list[float], dt: float, eps: float) -> list[float]:
+    """Time grid through every output time, each interval split into equal steps ``<= dt``
+    (:func:`integrators.guards.step_counts`)."""
     grid = [t[0]]
-    for a, b in zip(t[:-1], t[1:]):
-        m = substeps(b - a, dt)
+    for a, b, m in zip(t[:-1], t[1:], step_counts(t, dt, eps)):
         grid.extend(a + (b - a) * j / m for j in range(1, m))
         grid.append(b)
     return grid
 
 
-def _grid_constructor(dt: float):
+def _grid_constructor(dt: float, eps: float):
     def construct(func: Any, y0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(output_grid(t.tolist(), dt), dtype=t.dtype, device=t.device)
+        return torch.tensor(output_grid(t.tolist(), dt, eps), dtype=t.dtype, device=t.device)
     return construct
 
 
@@ -84,7 +93,7 @@ class AbstractTorchdiffeqFixed(AbstractSolver):
     native = False
     stays_on_sphere = False
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def odeint_options(self) -> dict[str, Any]:
@@ -99,30 +108,35 @@ class Euler(AbstractTorchdiffeqFixed):
     """Forward Euler (torchdiffeq ``euler``). Order 1, 1 evaluation."""
 
     name, order, stages = "euler", 1, 1
+    rotation_limit, coupling_limit = NO_IMAGINARY_SEGMENT, RK1_REAL
 
 
 class Midpoint(AbstractTorchdiffeqFixed):
     """Explicit midpoint rule (torchdiffeq ``midpoint``). Order 2, 2 evaluations."""
 
     name, order, stages = "midpoint", 2, 2
+    rotation_limit, coupling_limit = NO_IMAGINARY_SEGMENT, RK1_REAL
 
 
 class Heun2(AbstractTorchdiffeqFixed):
     """Heun's second-order method (torchdiffeq ``heun2``). Order 2, 2 evaluations."""
 
     name, order, stages = "heun2", 2, 2
+    rotation_limit, coupling_limit = NO_IMAGINARY_SEGMENT, RK1_REAL
 
 
 class Heun3(AbstractTorchdiffeqFixed):
     """Heun's third-order method (torchdiffeq ``heun3``). Order 3, 3 evaluations."""
 
     name, order, stages = "heun3", 3, 3
+    rotation_limit, coupling_limit = RK3_IMAG, RK3_REAL
 
 
 class RK4(AbstractTorchdiffeqFixed):
     """Runge–Kutta 4 in the 3/8-rule form torchdiffeq uses (``rk4``). Order 4, 4 evaluations."""
 
     name, order, stages = "rk4", 4, 4
+    rotation_limit, coupling_limit = RK4_IMAG, RK4_REAL
 
 
 def _check_adams(max_order: Any, lowest: int, max_iters: Any = 1) -> None:
@@ -144,7 +158,7 @@ class AbstractTorchdiffeqAdams(AbstractSolver):
     stays_on_sphere = False
     order = 4
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     @abc.abstractmethod
@@ -167,6 +181,7 @@ class ExplicitAdams(AbstractTorchdiffeqAdams):
 
     name, stages = "explicit_adams", 1
     uses_tolerances = False
+    rotation_limit, coupling_limit = AB4_IMAG, AB4_REAL
 
     def __init__(self, *, max_order: int = 5, **unknown: Any) -> None:
         reject_unknown_options(self, unknown)
@@ -193,6 +208,7 @@ class ImplicitAdams(AbstractTorchdiffeqAdams):
 
     name, stages = "implicit_adams", 2
     uses_tolerances = True
+    rotation_limit, coupling_limit = NO_IMAGINARY_SEGMENT, AM4_REAL
 
     def __init__(self, *, max_order: int = 4, max_iters: int = 10, **unknown: Any) -> None:
         reject_unknown_options(self, unknown)
@@ -237,7 +253,7 @@ class AbstractTorchdiffeqAdaptive(AbstractSolver):
         self.safety, self.ifactor, self.dfactor = float(safety), float(ifactor), float(dfactor)
         self.min_step, self.max_step, self.max_steps = float(min_step), float(max_step), max_steps
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def odeint_options(self) -> dict[str, Any]:
@@ -360,8 +376,11 @@ def adjoint_parameters(field: Any) -> tuple[torch.Tensor, ...]:
 
 
 def solve_torchdiffeq(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Any, dt: float | None,
-                      rtol: float, atol: float, adjoint: bool, progress: Any) -> None:
-    """Fill the recorder ``rec`` by delegating to ``torchdiffeq.odeint`` / ``odeint_adjoint``."""
+                      rtol: float, atol: float, adjoint: bool, progress: Any, eps: float = 2.2e-16,
+                      drift_tol: float | None = DEFAULT_DRIFT_TOL) -> None:
+    """Fill the recorder ``rec`` by delegating to ``torchdiffeq.odeint`` / ``odeint_adjoint``;
+    warn (:class:`~integrators.DriftWarning`) if the states drift off their initial norms by
+    more than ``drift_tol`` on a field that keeps them (``field.preserves_norm``)."""
     from torchdiffeq import odeint, odeint_adjoint
 
     solvers = _torchdiffeq_solvers()
@@ -375,9 +394,12 @@ def solve_torchdiffeq(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec:
         # 1000× the tolerance, and off the sphere by as much).
         options["step_t"] = torch.tensor(rec.t_list, dtype=torch.float64, device=x0.device)
     else:
-        options["grid_constructor"] = _grid_constructor(dt)
+        options["grid_constructor"] = _grid_constructor(dt, eps)
     t_list = rec.t_list
     tt = torch.tensor(t_list, dtype=torch.float64, device=x0.device)
+    watch_drift = drift_tol is not None and bool(getattr(field, "preserves_norm", False))
+    norms0 = torch.linalg.vector_norm(x0.detach(), dim=-1) if watch_drift else None
+    drifts: list[torch.Tensor] = []
 
     def run(y: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         # torchdiffeq warns (e.g. "Functional iteration did not converge") when the state has
@@ -429,11 +451,11 @@ def solve_torchdiffeq(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec:
         if rec.save_states:
             xs = run(x0, tt)
             update_stats()
-            finite = torch.isfinite(xs.reshape(len(t_list), -1)).all(dim=1).tolist()
             for i in range(1, len(t_list)):
-                if not finite[i]:
-                    rec.record(xs[i])  # raises with the output time
-                rec.store(xs[i])
+                rec.record(xs[i])
+            rec.check()
+            if watch_drift:
+                drifts.append(drift_of(xs[1:], norms0))
         else:
             # Output interval by output interval, so the trajectory is never held; adaptive methods
             # continue with the last accepted step size.
@@ -442,8 +464,13 @@ def solve_torchdiffeq(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec:
                 x = run(x, tt[i:i + 2])[-1]
                 update_stats()
                 rec.record(x)
+                if watch_drift:
+                    drifts.append(drift_of(x.unsqueeze(0), norms0))
                 if solver.adaptive and counted.last_dt is not None:
                     options["first_step"] = counted.last_dt
+            rec.check()
     except AssertionError as exc:
         fail(exc)
     update_stats()
+    if drifts:
+        warn_drift(torch.cat(drifts), t_list[1:], drift_tol, solver.name)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import abc
 import inspect
+import math
 from typing import Any, ClassVar, NamedTuple
 
 import torch
 
-__all__ = ["AbstractSolver", "SolverError", "StepResult", "TimeLike"]
+__all__ = ["AbstractSolver", "DriftWarning", "SolverError", "StepResult", "TimeLike"]
 
 TimeLike = float | torch.Tensor
 """A time or step size: a Python float or a 0-d tensor (which may require grad)."""
@@ -50,6 +51,13 @@ class SolverError(RuntimeError):
         self.method = method
         self.t = t
         self.solution = solution
+
+
+class DriftWarning(UserWarning):
+    """An ambient method (one that does not renormalise, e.g. torchdiffeq's ``rk4``) left the
+    sphere: some ``| |x_i(t)| / |x_i(t0)| − 1 |`` exceeded :func:`integrators.solve`'s
+    ``drift_tol``. The solution is returned as computed (never silently renormalised); the fix
+    is a smaller step or tolerance, or a method that stays on the sphere."""
 
 
 def _option_names(cls: type) -> list[str]:
@@ -91,12 +99,25 @@ class AbstractSolver(abc.ABC):
     - ``adaptive``: whether ``step`` returns an error estimate and :func:`integrators.solve`
       chooses the step size (``dt`` is then only the first step).
     - ``stays_on_sphere``: whether every step returns unit vectors (to round-off) whatever the
-      field; ambient methods keep ``|x_i|`` only up to their local error.
+      field; ambient methods keep ``|x_i|`` only up to their local error (``solve`` warns when
+      they drift, :class:`DriftWarning`).
     - ``native``: stepped by this package (so :func:`integrators.step_fixed` and the
       exact-discrete adjoint apply); ``False`` for methods delegated to torchdiffeq or SciPy.
     - ``uses_tolerances``: whether ``rtol``/``atol`` affect the result (adaptive methods and the
       implicit Adams corrector).
     - ``stages``: field evaluations per step (per attempted step for adaptive methods).
+    - ``exact_rotation``: whether the method reproduces the pure rotation ``x' = Ωx`` exactly at
+      any step size (Lawson and Lie-group methods), so that the natural frequencies do not
+      limit its step.
+    - ``rotation_limit``: for a fixed-step method that does not rotate exactly, the largest
+      ``h · max|Ω|`` :func:`integrators.solve` accepts: the method's stability boundary on the
+      imaginary axis (``2√2`` for RK4, ``√3`` for RK3). Euler-, Heun- and Adams–Moulton-type
+      methods have no such segment (they amplify, or once normalised lag, every rotation); for
+      them it is 1 rad per step, the bound the synchronisation study has used.
+    - ``coupling_limit``: the largest ``h · L`` for ``L`` the coupling's Lipschitz constant
+      (:meth:`kuramoto.couplings.AbstractCoupling.lipschitz_constant`): the method's stability
+      boundary on the negative real axis (2 for Euler and Heun, 2.51 for RK3, 2.79 for RK4).
+      ``inf`` for adaptive methods, which choose their own steps.
 
     Constructors take explicit keyword options; an unknown option raises ``ValueError`` listing
     the valid ones (use :func:`reject_unknown_options`). A subclass is either abstract
@@ -104,8 +125,12 @@ class AbstractSolver(abc.ABC):
 
     The field is any callable ``field(t, x) -> dx/dt`` with ``x`` of shape ``[..., n]`` whose
     last axis is the sphere axis (usually a :class:`kuramoto.KuramotoField`). Lie-group
-    methods also need ``field.generator(t, x)``; ``lawson_rk4`` needs ``field.omega`` and
+    methods also need ``field.generator(t, x)``; the Lawson methods need ``field.omega`` and
     ``field.coupling_term(t, x)``.
+
+    The cache of a fixed-step method depends on the step size only (e.g. the rotation
+    ``exp(hΩ/2)`` of ``lawson_rk4``), so that one cache serves every step of a fixed-step solve
+    (``init(..., dt=h)`` builds it) and a compiled solve takes it as an input.
     """
 
     name: ClassVar[str]
@@ -115,18 +140,23 @@ class AbstractSolver(abc.ABC):
     native: ClassVar[bool]
     uses_tolerances: ClassVar[bool]
     stages: ClassVar[int]
+    exact_rotation: ClassVar[bool] = False
+    rotation_limit: ClassVar[float] = math.inf
+    coupling_limit: ClassVar[float] = math.inf
 
     def __init__(self, **options: Any) -> None:
         reject_unknown_options(self, options)
 
     @abc.abstractmethod
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> Any:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> Any:
         """Build the cache for a run starting at ``(t0, x0)``.
 
         Args:
             field: the vector field ``field(t, x)``.
             t0: initial time.
             x0: initial state ``[..., n]``.
+            dt: the step size when known (fixed-step solves), so a cache that depends on it is
+                built once; ``step`` rebuilds the cache when called with another step size.
 
         Returns:
             The cache (``None`` for most methods), to pass to the first :meth:`step`.

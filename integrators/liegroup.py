@@ -16,6 +16,7 @@ import torch
 from kuramoto import expmap, normalize
 
 from .base import AbstractSolver, StepResult, TimeLike, require_attribute
+from .guards import NO_IMAGINARY_SEGMENT, RK1_REAL, RK4_REAL
 from .skew import commutator, expm_skew_apply
 
 __all__ = ["CF4", "RKMK4", "GeodesicEuler"]
@@ -43,8 +44,10 @@ class GeodesicEuler(AbstractSolver):
     native = True
     uses_tolerances = False
     stages = 1
+    rotation_limit = NO_IMAGINARY_SEGMENT
+    coupling_limit = RK1_REAL
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
@@ -76,8 +79,10 @@ class RKMK4(AbstractSolver):
     native = True
     uses_tolerances = False
     stages = 4
+    exact_rotation = True
+    coupling_limit = RK4_REAL
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
@@ -112,8 +117,10 @@ class CF4(AbstractSolver):
     native = True
     uses_tolerances = False
     stages = 4
+    exact_rotation = True
+    coupling_limit = RK4_REAL
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:

@@ -71,7 +71,7 @@ class ScipyReference(AbstractSolver):
             raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
         self.rtol, self.atol, self.max_steps = float(rtol), float(atol), max_steps
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def check_no_grad(self, field: Any, x0: torch.Tensor) -> None:

@@ -22,7 +22,7 @@ from .ambient import (
     Midpoint,
 )
 from .base import AbstractSolver
-from .lawson import LawsonRK4
+from .lawson import LawsonDopri5, LawsonRK4
 from .liegroup import CF4, RKMK4, GeodesicEuler
 from .reference import ScipyReference
 from .retraction import EulerNormalized, HeunNormalized, RK4Normalized
@@ -42,6 +42,7 @@ METHODS: dict[str, type[AbstractSolver]] = {cls.name: cls for cls in (
     LawsonRK4,
     # native adaptive
     Dopri5Normalized,
+    LawsonDopri5,
     # torchdiffeq, fixed grid
     Euler,
     Midpoint,
@@ -65,7 +66,7 @@ METHODS: dict[str, type[AbstractSolver]] = {cls.name: cls for cls in (
 _NOT_HERE = {
     "scipy_solver": "torchdiffeq's SciPy wrapper is not registered (its order depends on the SciPy method); "
                     "use 'scipy_reference' (DOP853, float64)",
-    "rk45": "SciPy's RK45 is the Dormand–Prince pair: use 'dopri5' or 'dopri5_normalized'",
+    "rk45": "SciPy's RK45 is the Dormand–Prince pair: use 'dopri5', 'dopri5_normalized' or 'lawson_dopri5'",
 }
 
 

@@ -14,6 +14,7 @@ import torch
 from kuramoto import normalize
 
 from .base import AbstractSolver, StepResult, TimeLike
+from .guards import NO_IMAGINARY_SEGMENT, RK1_REAL, RK4_IMAG, RK4_REAL
 from .tableau import EULER, HEUN, RK4, Tableau, rk_stages
 
 __all__ = ["AbstractRetractionRK", "EulerNormalized", "HeunNormalized", "RK4Normalized"]
@@ -32,7 +33,7 @@ class AbstractRetractionRK(AbstractSolver):
     native = True
     uses_tolerances = False
 
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor) -> None:
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
@@ -50,6 +51,8 @@ class EulerNormalized(AbstractRetractionRK):
     name = "euler_normalized"
     order = 1
     stages = 1
+    rotation_limit = NO_IMAGINARY_SEGMENT
+    coupling_limit = RK1_REAL
     tableau = EULER
 
 
@@ -59,6 +62,8 @@ class HeunNormalized(AbstractRetractionRK):
     name = "heun_normalized"
     order = 2
     stages = 2
+    rotation_limit = NO_IMAGINARY_SEGMENT
+    coupling_limit = RK1_REAL
     tableau = HEUN
 
 
@@ -72,4 +77,6 @@ class RK4Normalized(AbstractRetractionRK):
     name = "rk4_normalized"
     order = 4
     stages = 4
+    rotation_limit = RK4_IMAG
+    coupling_limit = RK4_REAL
     tableau = RK4

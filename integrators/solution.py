@@ -20,10 +20,12 @@ class Solution:
 
     Attributes:
         ts: the output times ``[T]`` (as given, on the state's device).
-        xs: states ``[T, *x0.shape]``, or ``None`` with ``save_states=False``.
+        xs: states ``[T, *x0.shape]`` (contiguous), or ``None`` with ``save_states=False``.
         observed: ``name -> [T, ...]``, each ``observe[name](x)`` stacked over the output times.
         stats: ``{"nfe", "steps", "accepted", "rejected"}``: field evaluations, attempted steps,
-            accepted and rejected steps (``steps = accepted + rejected``).
+            accepted and rejected steps (``steps = accepted + rejected``). Steps are the method's
+            own steps (a :class:`~integrators.Compiled` method with ``fuse = k`` counts ``k`` per
+            call), so ``nfe = steps × stages`` for fixed-step methods.
         status: ``"success"``, or on a failure (carried by :class:`SolverError.solution`)
             ``"nonfinite"``, ``"max_steps_reached"`` or ``"step_size_underflow"``.
         message: what went wrong and how to fix it (empty on success).
@@ -62,8 +64,18 @@ def check_observe(observe: Any) -> dict[str, Callable[[torch.Tensor], torch.Tens
     return dict(observe)
 
 
+CHECK_EVERY = 64
+"""Outputs between two host-side finiteness checks of a solve (one sync per chunk, not per output)."""
+
+
 class Recorder:
-    """Collects states and observations at the output times of one solve."""
+    """Collects states and observations at the output times of one solve.
+
+    Finiteness is tracked per output by the sum of the state (one reduction; a NaN or inf
+    anywhere makes it non-finite, and so does a state large enough to overflow the sum, which
+    is a blow-up too) and checked on the host once per :data:`CHECK_EVERY` outputs and at the
+    end, so recording an output never waits for the device.
+    """
 
     def __init__(self, ts: torch.Tensor, t_list: list[float], method: str, save_states: bool,
                  observe: dict[str, Callable[[torch.Tensor], torch.Tensor]]) -> None:
@@ -72,54 +84,100 @@ class Recorder:
         self.method = method
         self.save_states = save_states
         self.observe = observe
-        self.xs: list[torch.Tensor] = []
+        self.xs: list[torch.Tensor] = []                 # chunks [k, ...]
         self.obs: dict[str, list[torch.Tensor]] = {k: [] for k in observe}
+        self.pending: list[torch.Tensor] = []            # per-output sums not yet checked
+        self.unchecked = 0
         self.last: torch.Tensor | None = None
         self.count = 0
         self.stats = {"nfe": 0, "steps": 0, "accepted": 0, "rejected": 0}
 
+    @staticmethod
+    def _witness(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            total = x.sum() if x.dtype in (torch.float32, torch.float64) else x.sum(dtype=torch.float32)
+        return total.reshape(1)
+
     def record(self, x: torch.Tensor) -> None:
-        """Record the state at the next output time (after a finiteness check: one sync).
-
-        The check is on the sum of the state (one reduction; a NaN or inf anywhere makes it
-        non-finite, and so does a state large enough to overflow the sum, which is a blow-up too).
-        """
-        i = self.count
-        total = x.sum() if x.dtype in (torch.float32, torch.float64) else x.sum(dtype=torch.float32)
-        if not bool(torch.isfinite(total)):
-            self.raise_failure("nonfinite", f"method {self.method!r}: the state became NaN or inf by t = "
-                                            f"{self.t_list[i]:g} (output {i}). Reduce dt (or rtol), or use a method "
-                                            f"suited to the problem (e.g. 'lawson_rk4' for large natural "
-                                            f"frequencies)", t=self.t_list[i])
-        self.store(x)
-
-    def store(self, x: torch.Tensor) -> None:
-        """Record without the finiteness check (the caller has checked)."""
+        """Record the state at the next output time (no device sync; see the class docstring)."""
+        self.pending.append(self._witness(x))
         if self.save_states:
-            self.xs.append(x)
+            self.xs.append(x.unsqueeze(0))
         for k, fn in self.observe.items():
             value = fn(x)
             if not isinstance(value, torch.Tensor):
                 raise TypeError(f"observe[{k!r}]: expected fn(x) to return a torch.Tensor, got "
                                 f"{type(value).__name__}")
-            self.obs[k].append(value)
+            self.obs[k].append(value.unsqueeze(0))
         self.last = x
-        self.count += 1
+        self._advance(1)
+
+    def record_computed(self, x: torch.Tensor, obs: dict[str, torch.Tensor], total: torch.Tensor) -> None:
+        """Record an output whose observations ``obs`` and sum ``total`` were computed already
+        (in a compiled program)."""
+        self.pending.append(total.reshape(1))
+        if self.save_states:
+            self.xs.append(x.unsqueeze(0))
+        for name in self.observe:
+            self.obs[name].append(obs[name].unsqueeze(0))
+        self.last = x
+        self._advance(1)
+
+    def _advance(self, count: int) -> None:
+        self.count += count
+        self.unchecked += count
+        if self.unchecked >= CHECK_EVERY:
+            self.check()
+
+    def check(self) -> None:
+        """Raise :class:`SolverError` naming the first output whose state is NaN or inf (one sync)."""
+        if not self.pending:
+            return
+        sums = torch.cat(self.pending) if len(self.pending) > 1 else self.pending[0]
+        first = self.count - self.unchecked
+        self.pending, self.unchecked = [], 0
+        bad = ~torch.isfinite(sums)
+        if not bool(bad.any()):
+            return
+        i = first + int(bad.nonzero()[0, 0])
+        self._truncate(i)
+        self.raise_failure("nonfinite", f"method {self.method!r}: the state became NaN or inf by t = "
+                                        f"{self.t_list[i]:g} (output {i}). Reduce dt (or rtol), or use a method "
+                                        f"suited to the problem (e.g. 'lawson_rk4' for large natural "
+                                        f"frequencies)", t=self.t_list[i])
+
+    def _truncate(self, count: int) -> None:
+        """Keep the first ``count`` outputs only (the later ones were computed after a blow-up)."""
+        if self.xs:
+            xs = torch.cat(self.xs)
+            self.last = xs[count - 1] if count else None
+            self.xs = [xs[:count]]
+        for k, v in self.obs.items():
+            if v:
+                self.obs[k] = [torch.cat(v)[:count]]
+        self.count = count
 
     def _stack(self, items: list[torch.Tensor], total: int) -> torch.Tensor:
-        out = torch.stack(items)
-        if len(items) < total:
-            pad = torch.full((total - len(items), *out.shape[1:]), math.nan, dtype=out.dtype, device=out.device)
+        out = torch.cat(items) if len(items) > 1 else items[0]
+        if out.shape[0] < total:
+            pad = torch.full((total - out.shape[0], *out.shape[1:]), math.nan, dtype=out.dtype, device=out.device)
             out = torch.cat([out, pad])
         return out
+
+    def finish(self) -> Solution:
+        """Check the outputs not yet checked and return the :class:`Solution`."""
+        self.check()
+        return self.solution()
 
     def solution(self, status: str = "success", message: str = "") -> Solution:
         stats = self.stats
         total = len(self.t_list)
-        xs = self._stack(self.xs, total) if self.save_states and self.xs else None
+        # states come back in the usual (row-major) memory order, whatever order the solve stepped in
+        xs = self._stack(self.xs, total).contiguous() if self.save_states and self.xs else None
         observed = {k: self._stack(v, total) for k, v in self.obs.items() if v}
+        last = None if self.last is None else self.last.contiguous()
         return Solution(ts=self.ts, xs=xs, observed=observed, stats=dict(stats), status=status, message=message,
-                        method=self.method, x_final=self.last)
+                        method=self.method, x_final=last)
 
     def raise_failure(self, status: str, message: str, t: float | None = None) -> None:
         sol = self.solution(status=status, message=message)

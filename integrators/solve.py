@@ -1,10 +1,16 @@
 """The entry points: :func:`solve` (output times, observables, statistics, adjoints) and
-:func:`step_fixed` (T fixed steps, the primitive of a discrete AKOrN layer)."""
+:func:`step_fixed` (T fixed steps, the primitive of a discrete AKOrN layer).
+
+``solve`` validates everything once at its entry (the state, its fit to the field, times, the
+step grid, stability), then steps without further checks; native methods step the state in
+component-major memory (:mod:`kuramoto.sphere`) and return it in the usual order.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,10 +18,15 @@ import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from kuramoto import assert_state
+from kuramoto.sphere import component_major
 
 from .adaptive import AbstractEmbeddedRK
-from .ambient import TORCHDIFFEQ_FAMILIES, solve_torchdiffeq, substeps
+from .ambient import TORCHDIFFEQ_FAMILIES, solve_torchdiffeq
 from .base import AbstractSolver, TimeLike, check_dt, check_state_tensor
+from .checkpoint import RecursiveCheckpoint, checkpointed_solve
+from .compiled import Compiled
+from .guards import DEFAULT_DRIFT_TOL, step_counts
+from .guards import check_stability as check_stability_of
 from .reference import ScipyReference, solve_reference
 from .registry import get_solver
 from .solution import Recorder, Solution, check_observe
@@ -31,18 +42,29 @@ def _check_field(field: Any) -> None:
                         f"{type(field).__name__}")
 
 
-def _check_times(t: Any, x0: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+def _check_times(t: Any, x0: torch.Tensor) -> tuple[torch.Tensor, list[float], float]:
+    """The output times as a tensor on the state's device, as floats, and the machine epsilon of
+    the dtype they were given in (their rounding, which the step grid tolerates)."""
+    if isinstance(t, (str, bytes)):
+        raise TypeError(f"t: expected a 1-D tensor or sequence of output times (floats), got a string {t!r}")
     if isinstance(t, torch.Tensor):
         if t.dim() != 1 or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
             raise ValueError(f"t: expected a 1-D tensor of output times, got shape {tuple(t.shape)} and dtype {t.dtype}")
         ts = t.detach().to(x0.device)
         t_list = t.detach().double().cpu().tolist()
+        eps = torch.finfo(t.dtype).eps if t.is_floating_point() else 0.0
     elif isinstance(t, (Sequence, np.ndarray)):
+        if isinstance(t, np.ndarray) and t.ndim != 1:
+            raise ValueError(f"t: expected a 1-D array of output times, got shape {t.shape}")
         try:
             t_list = [float(v) for v in t]
         except (TypeError, ValueError):
             raise TypeError("t: expected a 1-D tensor or sequence of output times (floats)") from None
+        if any(isinstance(v, (str, bytes)) for v in t):
+            raise TypeError("t: expected a 1-D tensor or sequence of output times (floats), got strings")
         ts = torch.tensor(t_list, dtype=torch.float64, device=x0.device)
+        eps = float(np.finfo(t.dtype).eps) if isinstance(t, np.ndarray) and t.dtype.kind == "f" else \
+            float(np.finfo(np.float64).eps)
     else:
         raise TypeError(f"t: expected a 1-D tensor or sequence of output times, got {type(t).__name__}")
     if not t_list:
@@ -52,7 +74,7 @@ def _check_times(t: Any, x0: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
     diffs = [b - a for a, b in zip(t_list[:-1], t_list[1:])]
     if diffs and not (all(d > 0 for d in diffs) or all(d < 0 for d in diffs)):
         raise ValueError("t: output times must be strictly increasing or strictly decreasing")
-    return ts, t_list
+    return ts, t_list, eps
 
 
 def _check_tolerances(rtol: Any, atol: Any) -> tuple[float, float]:
@@ -122,29 +144,108 @@ def _run_steps(solver: AbstractSolver, field: Any, t0: float, dt: TimeLike, firs
     return _checkpoint(run, x, cache, use_reentrant=False) if checkpoint else run(x, cache)
 
 
-def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Recorder, dt: float, adjoint: bool,
-                 progress: _Progress | None) -> None:
+@dataclass(frozen=True)
+class _Grid:
+    """The steps of a fixed-step solve: ``counts[i]`` equal steps of size ``steps[i]`` in output
+    interval ``i``; ``uniform`` is the common step when every interval has the same count and
+    the same step up to the rounding of the output times (then every step is exactly that)."""
+
+    counts: list[int]
+    steps: list[float]
+    uniform: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def flat(self, t_list: list[float], substeps: int = 1) -> list[tuple[float, float]]:
+        """``(t_k, h_k)`` of every step (each step split into ``substeps``)."""
+        out = []
+        for a, m, h in zip(t_list, self.counts, self.steps):
+            hi = h / substeps
+            out.extend((a + j * hi, hi) for j in range(m * substeps))
+        return out
+
+
+def _fixed_grid(t_list: list[float], dt: float, eps: float) -> _Grid:
+    counts = step_counts(t_list, dt, eps)
+    steps = [(b - a) / m for a, b, m in zip(t_list[:-1], t_list[1:], counts)]
+    uniform = None
+    if steps and len(set(counts)) == 1:
+        mean = (t_list[-1] - t_list[0]) / sum(counts)
+        tol = max(1e-12 * abs(mean), 4 * eps * max(abs(t_list[0]), abs(t_list[-1])) / counts[0])
+        if all(abs(h - mean) <= tol for h in steps):
+            uniform = mean
+            steps = [mean] * len(steps)
+    return _Grid(counts, steps, uniform)
+
+
+def _inner(solver: AbstractSolver) -> tuple[AbstractSolver, int]:
+    """The method that takes the steps, and how many of them one step of ``solver`` is."""
+    return (solver.inner, solver.fuse) if isinstance(solver, Compiled) else (solver, 1)
+
+
+def _update_stats(rec: Recorder, solver: AbstractSolver, steps: int) -> None:
+    inner, _ = _inner(solver)
+    rec.stats.update(steps=steps, accepted=steps, nfe=steps * inner.stages)
+
+
+def _solve_fixed(solver: AbstractSolver, field: Any, x0: torch.Tensor, rec: Recorder, grid: _Grid,
+                 adjoint: RecursiveCheckpoint | None, progress: _Progress | None) -> None:
     t_list = rec.t_list
-    use_ckpt = adjoint and torch.is_grad_enabled()
-    x = x0
-    cache = solver.init(field, t_list[0], x0)
     rec.record(x0)
-    steps = 0
-    for a, b in zip(t_list[:-1], t_list[1:]):
-        m = substeps(b - a, dt)
-        h = (b - a) / m
+    if len(t_list) == 1:
+        return
+    inner, fuse = _inner(solver)
+    if adjoint is not None and torch.is_grad_enabled():
+        outputs = [int(k) for k in np.cumsum([m * fuse for m in grid.counts])]
+        for x in checkpointed_solve(inner, inner, field, x0, grid.flat(t_list, fuse), outputs, adjoint):
+            rec.record(x)
+        _update_stats(rec, solver, outputs[-1])
+        if progress is not None:
+            progress.update(t_list[-1])
+        return
+    if isinstance(solver, Compiled) and grid.uniform is not None:
+        _solve_compiled(solver, field, x0, rec, grid, progress)
+        return
+    x, cache, h_cache, steps = x0, None, None, 0
+    for a, b, m, h in zip(t_list[:-1], t_list[1:], grid.counts, grid.steps):
+        if h != h_cache:  # the step cache (e.g. exp(hΩ/2)) depends on the step size only
+            cache, h_cache = solver.init(field, a, x, dt=h), h
         for j in range(m):
-            tj = a + j * h
-            if use_ckpt:
-                x, _, cache = _checkpointed_step(solver, field, tj, h, x, cache)
-            else:
-                res = solver.step(field, tj, h, x, cache)
-                x, cache = res.x, res.cache
-        steps += m
-        rec.stats.update(steps=steps, accepted=steps, nfe=steps * solver.stages)
+            res = solver.step(field, a + j * h, h, x, cache)
+            x, cache = res.x, res.cache
+        steps += m * fuse
+        _update_stats(rec, solver, steps)
         rec.record(x)
         if progress is not None:
             progress.update(b)
+
+
+def _solve_compiled(solver: Compiled, field: Any, x0: torch.Tensor, rec: Recorder, grid: _Grid,
+                    progress: _Progress | None) -> None:
+    """A uniform grid as calls of the compiled solve program (one step and the observables per
+    call), with the step cache built once and the times passed as tensors."""
+    t_list = rec.t_list
+    m, fuse = grid.counts[0], solver.fuse
+    hi_value = grid.uniform / fuse
+    device = x0.device
+    hi = torch.tensor(hi_value, dtype=torch.float64, device=device)
+    cache = solver.inner.init(field, t_list[0], x0, dt=hi)
+    program = solver.program()
+    # an autonomous field ignores t: one time tensor serves every call
+    fixed_t = torch.tensor(t_list[0], dtype=torch.float64, device=device) if getattr(field, "autonomous", False) \
+        else None
+    x, observe = x0, rec.observe
+    for i, a in enumerate(t_list[:-1]):
+        for j in range(m):
+            t = fixed_t if fixed_t is not None else \
+                torch.tensor(a + j * fuse * hi_value, dtype=torch.float64, device=device)
+            x, obs, total = program(solver.inner, fuse, field, t, hi, x, cache, observe)
+        rec.record_computed(x, obs, total)
+        _update_stats(rec, solver, (i + 1) * m * fuse)
+        if progress is not None:
+            progress.update(t_list[i + 1])
 
 
 def _solve_adaptive(solver: AbstractEmbeddedRK, field: Any, x0: torch.Tensor, rec: Recorder, dt: float | None,
@@ -162,7 +263,10 @@ def _solve_adaptive(solver: AbstractEmbeddedRK, field: Any, x0: torch.Tensor, re
     if len(t_list) == 1:
         return
     if dt is None:
-        h = controller.initial_step(field, t, x0, cache, solver.order - 1, rtol, atol, direction)
+        # a method in the rotating frame steps the coupling term: size the first step by it
+        inner, _ = _inner(solver)
+        rhs = field.coupling_term if getattr(inner, "rotating_frame", False) else field
+        h = controller.initial_step(rhs, t, x0, cache, solver.order - 1, rtol, atol, direction)
         stats["nfe"] += 1
     else:
         h = direction * min(dt, controller.max_step)
@@ -209,10 +313,41 @@ def _solve_adaptive(solver: AbstractEmbeddedRK, field: Any, x0: torch.Tensor, re
             progress.update(target)
 
 
+def _check_adjoint(adjoint: Any, solver: AbstractSolver) -> RecursiveCheckpoint | bool:
+    if isinstance(adjoint, RecursiveCheckpoint):
+        if solver.adaptive or not solver.native:
+            raise ValueError(f"adjoint: a RecursiveCheckpoint schedule applies to native fixed-step methods, got "
+                             f"method {solver.name!r}; pass adjoint=True")
+        return adjoint
+    if not isinstance(adjoint, bool):
+        raise TypeError(f"adjoint: expected a bool or an integrators.RecursiveCheckpoint, got {type(adjoint).__name__}")
+    if adjoint and solver.native and not solver.adaptive:
+        return RecursiveCheckpoint()
+    return adjoint
+
+
+def _check_finite(x0: torch.Tensor) -> None:
+    """A NaN/inf initial state is bad input (one sync), not a solver failure at t0."""
+    if x0.numel() and not bool(torch.isfinite(x0.detach()).all()):
+        bad = tuple(torch.nonzero(~torch.isfinite(x0.detach()))[0].tolist())
+        raise ValueError(f"x0: contains NaN or inf (first at index {bad}); the initial state must be finite")
+
+
+def _stepping_layout(field: Any, x0: torch.Tensor) -> torch.Tensor:
+    """``x0`` in component-major memory when the field's coupling is written for any memory order
+    (the built-in graph couplings declare ``any_layout``), else as given."""
+    coupling = getattr(field, "coupling", None)
+    if x0.dim() >= 2 and getattr(coupling, "any_layout", False):
+        return component_major(x0)
+    return x0
+
+
 def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], method: str | AbstractSolver = "rk4", *,
-          dt: float | None = None, rtol: float = _DEFAULT_RTOL, atol: float = _DEFAULT_ATOL, adjoint: bool = False,
+          dt: float | None = None, rtol: float = _DEFAULT_RTOL, atol: float = _DEFAULT_ATOL,
+          adjoint: bool | RecursiveCheckpoint = False,
           observe: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None, save_states: bool = True,
-          options: Mapping[str, Any] | None = None, progress: bool = False) -> Solution:
+          options: Mapping[str, Any] | None = None, progress: bool = False, check_stability: bool = True,
+          drift_tol: float | None = DEFAULT_DRIFT_TOL) -> Solution:
     """Integrate ``dx/dt = field(t, x)`` from ``x(t[0]) = x0`` and return the states at ``t``.
 
     The first four arguments are the main ones (as in ``torchdiffeq.odeint``); everything after
@@ -222,24 +357,31 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
         field: the vector field, ``field(t, x) -> dx/dt`` (a :class:`kuramoto.KuramotoField`
             or any ``nn.Module``/callable of that form).
         x0: initial state ``[..., n]``, any leading (batch, oscillator, image) shape, the sphere
-            axis last. Methods that stay on the sphere require unit vectors.
+            axis last; finite. Methods that stay on the sphere require unit vectors. For a
+            sweep over a batched coupling strength (``MeanField(K.view(-1, 1, 1, 1))``) give
+            the batch axes, e.g. ``x0.expand(len(K), *x0.shape)``.
         t: output times ``[T]`` (strictly monotone; ``t[0]`` is the initial time; decreasing
             times integrate backwards).
         method: a name in :data:`integrators.METHODS` (``"rk4"``, ``"euler_normalized"``,
-            ``"lawson_rk4"``, ``"dopri5"``, ...) or an :class:`~integrators.AbstractSolver`
-            (e.g. :class:`~integrators.Compiled`).
+            ``"lawson_rk4"``, ``"lawson_dopri5"``, ...) or an :class:`~integrators.AbstractSolver`
+            (e.g. :class:`~integrators.Compiled`, which runs a uniform grid as one compiled program).
         dt: step size. Fixed-step methods need it: each output interval is split into equal
-            steps no longer than ``dt`` (up to one part in 10^6), so the outputs are steps,
-            never interpolations. For an adaptive method it is the first step (chosen
+            steps no longer than ``dt`` (up to the rounding of the output times in their dtype,
+            and one part in 10^6: ``torch.linspace(0, 50, 501)`` with ``dt=0.01`` is exactly
+            5000 steps), so the outputs are steps, never interpolations; a grid of more than
+            10^9 steps is refused. For an adaptive method it is the first step (chosen
             automatically when ``None``).
         rtol, atol: tolerances of adaptive methods (and of the implicit Adams corrector);
             changing them for a method that ignores them raises.
-        adjoint: memory-saving gradients. Native methods: the exact gradient of the discrete
-            map, recomputing each step in backward (memory: one state per step, none of the
-            step's intermediates). torchdiffeq methods: ``odeint_adjoint`` over the field's
-            parameters (and its stimulus if it requires grad) with the seminorm; note this is
-            the continuous adjoint, which for a coarse fixed-step solve is the gradient of a
-            different problem.
+        adjoint: memory-saving gradients, exact for native methods. Native fixed-step methods:
+            recursive checkpointing of the discrete map (``True`` is
+            :class:`~integrators.RecursiveCheckpoint` ``()``: segments of ``√(T / (3·stages))``
+            steps, one snapshot per segment; pass an instance for another trade-off), the same
+            gradient as backprop to round-off. Native adaptive methods: each step recomputed in
+            backward (accepted step sizes held fixed). torchdiffeq methods: ``odeint_adjoint``
+            over the field's parameters (and its stimulus if it requires grad) with the
+            seminorm; note this is the continuous adjoint, which for a coarse fixed-step solve
+            is the gradient of a different problem.
         observe: ``{name: fn}``; ``fn(x)`` is evaluated at every output time and stacked in
             ``Solution.observed[name]`` (``[T, ...]``), e.g. ``{"r": kuramoto.order_parameter}``.
         save_states: keep the states at the output times (``False``: only the observations and
@@ -247,6 +389,14 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
         options: keyword options of the method's constructor (``ValueError`` lists the valid
             ones); only with a method name.
         progress: show a tqdm progress bar over the integration time.
+        check_stability: refuse (``ValueError``) a fixed-step solve whose step is beyond the
+            method's stability limit for the field's fastest natural frequency (``h·max|Ω|``,
+            unless the method rotates Ω exactly) or for its coupling (``h·L``);
+            see :mod:`integrators.guards`. ``False`` runs anyway.
+        drift_tol: for ambient methods (which do not renormalise) on a field that keeps every
+            ``|x_i|``: the largest ``| |x_i(t)| / |x_i(t0)| − 1 |`` before a
+            :class:`~integrators.DriftWarning` (checked per chunk of outputs; the states are
+            returned as computed). ``None`` switches the check off.
 
     Returns:
         :class:`~integrators.Solution` with ``ts``, ``xs`` (``[T, *x0.shape]`` or ``None``),
@@ -255,12 +405,14 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
 
     Raises:
         ValueError: bad arguments or pairings: unknown method or option, a fixed-step method
-            without ``dt``, tolerances given to a method that ignores them, ``adjoint=True`` with
-            the SciPy reference, ``x0`` off the sphere for a method that stays on it.
+            without ``dt``, a ``dt`` too small to finish, tolerances given to a method that
+            ignores them, ``adjoint=True`` with the SciPy reference, a NaN/inf ``x0``, ``x0``
+            off the sphere for a method that stays on it or not fitting the field, a step
+            beyond the method's stability limit.
         TypeError: wrong argument types.
-        SolverError: the state became NaN/inf (checked at every output time, naming it), the
-            step size underflowed, or an adaptive method reached ``max_steps``; the exception's
-            ``solution`` holds the outputs reached so far.
+        SolverError: the state became NaN/inf (checked per chunk of outputs, naming the first
+            such output time), the step size underflowed, or an adaptive method reached
+            ``max_steps``; the exception's ``solution`` holds the outputs reached so far.
 
     References:
         Chen et al., "Neural Ordinary Differential Equations", NeurIPS 2018 (``odeint``'s
@@ -275,12 +427,15 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
                          f"constructor instead")
     solver = get_solver(method, **dict(options or {}))
     name = solver.name
-    ts, t_list = _check_times(t, x0)
+    ts, t_list, eps = _check_times(t, x0)
     rtol, atol = _check_tolerances(rtol, atol)
-    if not isinstance(adjoint, bool):
-        raise TypeError(f"adjoint: expected a bool, got {type(adjoint).__name__}")
-    if not isinstance(save_states, bool):
-        raise TypeError(f"save_states: expected a bool, got {type(save_states).__name__}")
+    adjoint_spec = _check_adjoint(adjoint, solver)
+    for flag, value in (("save_states", save_states), ("check_stability", check_stability)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag}: expected a bool, got {type(value).__name__}")
+    if drift_tol is not None and (isinstance(drift_tol, bool) or not isinstance(drift_tol, (int, float))
+                                  or not drift_tol > 0):
+        raise ValueError(f"drift_tol: expected a positive float or None, got {drift_tol!r}")
     observe_fns = check_observe(observe)
 
     if dt is not None:
@@ -294,7 +449,12 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
             raise ValueError(f"dt: expected a positive step size (the direction comes from t), got {dt}")
     if not solver.adaptive and dt is None:
         raise ValueError(f"dt: method {name!r} takes fixed steps and needs dt (e.g. solve(..., method={name!r}, dt=0.01)); "
-                         f"or pick an adaptive method such as 'dopri5' or 'dopri5_normalized'")
+                         f"or pick an adaptive method such as 'lawson_dopri5' or 'dopri5'")
+    if solver.adaptive and dt is not None and len(t_list) > 1:
+        floor = 1e-14 * max(1.0, abs(t_list[0]), abs(t_list[-1]))
+        if dt <= floor:
+            raise ValueError(f"dt: the first step {dt:g} of adaptive method {name!r} is below the smallest step it can "
+                             f"take at these times ({floor:.1g}); pass a larger dt or None (chosen automatically)")
     tolerances_changed = (rtol, atol) != (_DEFAULT_RTOL, _DEFAULT_ATOL)
     if tolerances_changed and (not solver.uses_tolerances or isinstance(solver, ScipyReference)):
         where = ("its own options (options={'rtol': ..., 'atol': ...})" if isinstance(solver, ScipyReference)
@@ -304,8 +464,17 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
     if adjoint and isinstance(solver, ScipyReference):
         raise ValueError(f"adjoint: method {name!r} gives no gradients (a float64 SciPy reference); use a "
                          f"differentiable method with adjoint=True")
+    _check_finite(x0)
     if solver.stays_on_sphere:
         assert_state(x0.detach(), "x0")
+    check_input = getattr(field, "check_input", None)
+    if callable(check_input) and not isinstance(solver, ScipyReference):  # the reference steps a float64 copy
+        check_input(x0, "x0")
+    grid = None
+    if not solver.adaptive and len(t_list) > 1:
+        grid = _fixed_grid(t_list, dt, eps)
+        if check_stability:
+            check_stability_of(solver, field, max(abs(h) for h in grid.steps))
 
     rec = Recorder(ts, t_list, name, save_states, observe_fns)
     bar = _Progress(t_list[0], t_list[-1], name) if progress and len(t_list) > 1 else None
@@ -313,18 +482,22 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
         if isinstance(solver, ScipyReference):
             solve_reference(solver, field, x0, rec, bar)
         elif isinstance(solver, TORCHDIFFEQ_FAMILIES):
-            solve_torchdiffeq(solver, field, x0, rec, dt, rtol, atol, adjoint, bar)
-        elif isinstance(solver, AbstractEmbeddedRK):
-            _solve_adaptive(solver, field, x0, rec, dt, rtol, atol, adjoint, bar)
+            solve_torchdiffeq(solver, field, x0, rec, dt, rtol, atol, bool(adjoint), bar, eps, drift_tol)
+        elif isinstance(solver, AbstractEmbeddedRK) or (isinstance(solver, Compiled) and solver.adaptive):
+            _solve_adaptive(solver, field, _stepping_layout(field, x0), rec, dt, rtol, atol, bool(adjoint), bar)
         elif not solver.adaptive:
-            _solve_fixed(solver, field, x0, rec, dt, adjoint, bar)
+            spec = adjoint_spec if isinstance(adjoint_spec, RecursiveCheckpoint) else None
+            if grid is None:
+                rec.record(x0)
+            else:
+                _solve_fixed(solver, field, _stepping_layout(field, x0), rec, grid, spec, bar)
         else:
             raise TypeError(f"method: {type(solver).__name__} is adaptive but neither an AbstractEmbeddedRK nor a "
                             f"delegated method; solve() does not know how to control its steps")
     finally:
         if bar is not None:
             bar.close()
-    return rec.solution()
+    return rec.finish()
 
 
 def step_fixed(field: Any, x0: torch.Tensor, *, method: str | AbstractSolver = "euler_normalized", dt: TimeLike,
@@ -383,10 +556,13 @@ def step_fixed(field: Any, x0: torch.Tensor, *, method: str | AbstractSolver = "
     segment = _check_segment(checkpoint)
     use_ckpt = segment > 0 and torch.is_grad_enabled()
 
+    check_input = getattr(field, "check_input", None)
+    if callable(check_input):
+        check_input(x0, "x0")
     states = [x0] if return_states else None
     observed: dict[str, list[torch.Tensor]] = {k: [fn(x0)] for k, fn in observe_fns.items()}
-    x = x0
-    cache = solver.init(field, t0, x0)
+    x = _stepping_layout(field, x0)
+    cache = solver.init(field, t0, x, dt=dt)
     span = segment if use_ckpt else max(steps, 1)  # steps per segment (one segment without checkpoints)
     for k in range(0, steps, span):
         x, cache, seg_states, seg_obs = _run_steps(solver, field, t0, dt, k, min(span, steps - k), x, cache,
@@ -395,4 +571,5 @@ def step_fixed(field: Any, x0: torch.Tensor, *, method: str | AbstractSolver = "
             states.extend(seg_states)
         for key, values in seg_obs.items():
             observed[key].extend(values)
+    x = x if x is x0 else x.contiguous()
     return x, (torch.stack(states) if states is not None else None), {k: torch.stack(v) for k, v in observed.items()}

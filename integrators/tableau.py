@@ -117,9 +117,10 @@ def lincomb(coefficients: Sequence[float], ks: Sequence[torch.Tensor]) -> torch.
 
 
 def axpy(x: torch.Tensor, dt: TimeLike, v: torch.Tensor) -> torch.Tensor:
-    """``x + dt · v`` in one fused op when ``dt`` is a Python float."""
+    """``x + dt · v`` in one fused op (``add`` with ``alpha`` for a Python float, ``addcmul`` for a
+    0-d tensor, which a learnable step may be); the result keeps ``x``'s memory order."""
     if isinstance(dt, torch.Tensor):
-        return x + dt * v
+        return torch.addcmul(x, dt.to(x.dtype) if dt.dtype != x.dtype else dt, v)
     return torch.add(x, v, alpha=dt)
 
 

@@ -8,10 +8,20 @@ classic phase oscillator. See :class:`KuramotoField`, the couplings in
 :mod:`kuramoto.observables` and the mean-field theory in :mod:`kuramoto.theory`.
 """
 
-from . import couplings, frequencies, observables, theory
-from .couplings import AbstractCoupling, Dense, MeanField, Sparse
+from . import checks, couplings, frequencies, graphs, observables, theory
+from .couplings import COUPLINGS, AbstractCoupling, Dense, MeanField, Sparse
 from .field import KuramotoField, energy, logged_energy
-from .frequencies import AbstractFrequencies, Frequencies, RotationPairs, Skew, gaussian, lorentzian, uniform
+from .frequencies import (
+    AbstractFrequencies,
+    Frequencies,
+    RotationPairs,
+    Skew,
+    gaussian,
+    lorentzian,
+    random_axis_rotations,
+    uniform,
+)
+from .graphs import erdos_renyi_edges, lattice_edges, ring_edges
 from .observables import (
     count_clusters,
     group_order_parameter,
@@ -39,6 +49,7 @@ from .sphere import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "COUPLINGS", "checks", "erdos_renyi_edges", "graphs", "lattice_edges", "random_axis_rotations", "ring_edges",
     "AbstractCoupling", "AbstractFrequencies", "Dense", "Frequencies", "KuramotoField", "MeanField",
     "RotationPairs", "Skew", "Sparse", "assert_state", "check_state", "count_clusters", "couplings", "energy",
     "expmap", "frequencies", "from_phases", "gaussian", "geodesic_distance", "group_order_parameter", "inner",

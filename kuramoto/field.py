@@ -14,7 +14,7 @@ from torch import nn
 
 from .couplings.base import AbstractCoupling
 from .frequencies import AbstractFrequencies
-from .sphere import inner
+from .sphere import inner, project
 
 __all__ = ["KuramotoField", "energy", "logged_energy"]
 
@@ -65,26 +65,69 @@ class KuramotoField(nn.Module):
     def state_dims(self) -> int:
         return self.coupling.state_dims
 
-    def _check(self, x: torch.Tensor) -> None:
-        self.coupling.check_input(x)
+    @property
+    def autonomous(self) -> bool:
+        """The field does not depend on ``t`` (a compiled solve then passes one time tensor)."""
+        return True
+
+    @property
+    def preserves_norm(self) -> bool:
+        """Whether every ``|x_i|`` is a first integral of ``dx/dt = f(t, x)`` (true with the tangent
+        projection): an ambient solver's drift of ``|x_i|`` is then its own error."""
+        return self.project
+
+    def check_input(self, x: torch.Tensor, name: str = "x") -> None:
+        """The full check of a state against this field, run once at the entry of a public call
+        (:func:`integrators.solve`, :func:`energy`): type, rank, ``n >= 2``, the coupling's and the
+        frequencies' own checks (shapes, dtype, device, batch axes), and the stimulus.
+
+        Raises:
+            TypeError: not a floating tensor, or a dtype/device that does not match the field's.
+            ValueError: a shape the field cannot act on.
+        """
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
+        self.coupling.check_input(x, name)
+        if x.shape[-1] < 2:
+            raise ValueError(f"{name}: the last (sphere) axis must have size n >= 2, got shape {tuple(x.shape)}")
+        if self.omega is not None:
+            self.omega.check_input(x, name)
         c = self._stimulus
         if c is not None:
-            if c.dtype != x.dtype or c.device != x.device:
-                raise TypeError(f"stimulus: dtype/device {c.dtype}/{c.device} does not match the state's "
-                                f"{x.dtype}/{x.device}")
-            if c.shape[-1] not in (1, x.shape[-1]):
-                raise ValueError(f"stimulus: last axis must be 1 or n={x.shape[-1]}, got shape {tuple(c.shape)}")
+            self._check_stimulus(c, x)
+            try:
+                ok = torch.broadcast_shapes(tuple(c.shape), tuple(x.shape)) == tuple(x.shape)
+            except RuntimeError:
+                ok = False
+            if not ok:
+                raise ValueError(f"stimulus: shape {tuple(c.shape)} does not broadcast to the state's {tuple(x.shape)}")
+
+    @staticmethod
+    def _check_stimulus(c: torch.Tensor, x: torch.Tensor) -> None:
+        if c.dtype != x.dtype or c.device != x.device:
+            raise TypeError(f"stimulus: dtype/device {c.dtype}/{c.device} does not match the state's "
+                            f"{x.dtype}/{x.device}")
+        if c.shape[-1] not in (1, x.shape[-1]):
+            raise ValueError(f"stimulus: last axis must be 1 or n={x.shape[-1]}, got shape {tuple(c.shape)}")
+
+    def _check_fast(self, x: torch.Tensor) -> None:
+        """What every evaluation checks: attribute compares only, no tensor operation."""
+        if x.dim() < self.coupling.state_dims or x.shape[-1] < 2:
+            raise ValueError(f"x: {type(self.coupling).__name__} expects at least {self.coupling.state_dims} axes "
+                             f"({self.coupling.layout}) with a sphere axis n >= 2, got shape {tuple(x.shape)}")
+        if self._stimulus is not None:
+            self._check_stimulus(self._stimulus, x)
 
     def local_field(self, x: torch.Tensor) -> torch.Tensor:
         """``y = c + J x`` (the input each oscillator feels), same shape as ``x``."""
-        self._check(x)
+        self._check_fast(x)
         y = self.coupling(x)
         return y if self._stimulus is None else y + self._stimulus
 
     def coupling_term(self, t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
         """The field without its rotation: ``Proj_x(c + J x)`` (``c + Jx`` when ``project=False``)."""
         y = self.local_field(x)
-        return y - (inner(y, x) / inner(x, x)) * x if self.project else y
+        return project(x, y) if self.project else y
 
     def forward(self, t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
         """``dx/dt`` at state ``x`` (``t`` is unused: the field is autonomous)."""
@@ -140,7 +183,7 @@ def energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
     """
     if not isinstance(field, KuramotoField):
         raise TypeError(f"field: expected a KuramotoField, got {type(field).__name__}")
-    field._check(x)
+    field.check_input(x)
     v = -0.5 * field.coupling(x)
     if field.stimulus is not None:
         v = v - field.stimulus

@@ -5,6 +5,21 @@ axis is a batch or oscillator axis. All operations are closed-form, batched and
 differentiable, with guards where the textbook formula divides by zero (a zero vector in
 :func:`normalize`, a zero step in :func:`expmap`, identical or antipodal points in
 :func:`geodesic_distance`).
+
+Layout convention (shape versus memory)
+---------------------------------------
+The *shape* of a state is always ``[..., N, n]``: oscillators on axis ``-2``, the sphere axis
+last. That is the public layout every function takes and returns. Its *memory* order is free:
+every operation here, in the couplings, frequencies and observables accepts any strides and
+keeps the strides of its input. :func:`integrators.solve` stores the state it steps
+**component-major** (:func:`component_major`: the same shape, memory ordered ``[..., n, N]``,
+i.e. ``x.mT`` is contiguous), so each component ``x[..., k]`` is one contiguous plane of ``N``
+values. Elementwise work then vectorises along the oscillators instead of along the size-2–4
+sphere axis, and ``J @ x`` is one matrix product with two contiguous right-hand columns
+(measured 0.32 ms vs 1.19 ms for N = 1000 against the interleaved ``[N, 2]`` order). The
+states ``solve`` returns (``xs``, ``x_final``) are contiguous in the usual row-major order again.
+There is one convention and one copy of each coupling: nothing but the memory order differs,
+and a state in either order gives the same numbers.
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ import torch
 __all__ = [
     "assert_state",
     "check_state",
+    "component_major",
     "expmap",
     "from_phases",
     "geodesic_distance",
@@ -41,8 +57,8 @@ def _check_tensor(x: object, name: str, min_dim: int = 1) -> torch.Tensor:
 def inner(x: torch.Tensor, y: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
     """Per-oscillator Euclidean inner product over the last axis.
 
-    Unrolled over the (small) sphere dimension: a reduction over a last axis of size 2–4 is
-    several times slower in eager torch than n fused multiply-adds.
+    One ``linalg.vecdot`` call: on component-major states (see the module docstring) the
+    reduction over the size-n axis runs as ``n`` contiguous planes, with no per-component slices.
 
     Args:
         x, y: tensors ``[..., n]`` (broadcastable).
@@ -54,17 +70,8 @@ def inner(x: torch.Tensor, y: torch.Tensor, keepdim: bool = True) -> torch.Tenso
     n = x.shape[-1]
     if n != y.shape[-1]:
         raise ValueError(f"y: last axis must match x's n={n}, got {y.shape[-1]}")
-    # The unrolled form is faster without autograd on contiguous states; under autograd its
-    # backward zero-fills a full buffer per slice, and on strided (image-layout) states the
-    # slices are not contiguous, so there the plain reduction wins (measured in the layer bench).
-    grad = torch.is_grad_enabled() and (x.requires_grad or y.requires_grad)
-    if n <= 8 and not grad and x.stride(-1) == 1 and y.stride(-1) == 1:
-        out = x[..., 0:1] * y[..., 0:1]
-        for k in range(1, n):
-            out = out + x[..., k:k + 1] * y[..., k:k + 1]
-    else:
-        out = (x * y).sum(-1, keepdim=True)
-    return out if keepdim else out.squeeze(-1)
+    out = torch.linalg.vecdot(x, y, dim=-1)
+    return out.unsqueeze(-1) if keepdim else out
 
 
 def normalize(x: torch.Tensor, eps: float | None = None) -> torch.Tensor:
@@ -77,14 +84,35 @@ def normalize(x: torch.Tensor, eps: float | None = None) -> torch.Tensor:
         eps: lower bound of the norm (default ``1e-12`` as in ``torch.nn.functional.normalize``).
 
     Returns:
-        ``[..., n]`` unit vectors (zero where ``x`` was zero).
+        ``[..., n]`` unit vectors (zero where ``x`` was zero), in the memory order of ``x``.
     """
     _check_tensor(x, "x")
     eps = 1e-12 if eps is None else float(eps)
     if not eps > 0:
         raise ValueError(f"eps: expected a positive float, got {eps}")
     # clamp before the square root: sqrt'(0) is infinite, which would make the gradient NaN at x = 0
-    return x / inner(x, x).clamp_min(eps * eps).sqrt()
+    return x * torch.linalg.vecdot(x, x, dim=-1).clamp_min(eps * eps).rsqrt().unsqueeze(-1)
+
+
+def component_major(x: torch.Tensor) -> torch.Tensor:
+    """The state ``x`` (``[..., N, n]``) with component-major memory: same shape and values,
+    ``x.mT`` contiguous, so every component ``x[..., k]`` is a contiguous plane of N values.
+
+    Returns ``x`` itself when it is already so (no copy); differentiable otherwise.
+    """
+    _check_tensor(x, "x", min_dim=2)
+    if x.mT.is_contiguous():
+        return x
+    *lead, N, n = x.shape
+    strides = [0] * x.dim()
+    size = 1
+    for d in reversed(range(x.dim() - 2)):
+        strides[d] = size * N * n
+        size *= x.shape[d]
+    strides[-2:] = [1, N]
+    # a fresh tensor rather than a transposed view: views of graph outputs make torch.compile
+    # (and autograd) keep their bases around
+    return torch.empty_strided(x.shape, strides, dtype=x.dtype, device=x.device).copy_(x)
 
 
 def project(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -101,7 +129,8 @@ def project(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Returns:
         Tangent vectors of the broadcast shape.
     """
-    return y - (inner(y, x) / inner(x, x)) * x
+    coef = torch.linalg.vecdot(y, x, dim=-1) / torch.linalg.vecdot(x, x, dim=-1)
+    return torch.addcmul(y, coef.unsqueeze(-1), x, value=-1)
 
 
 def random_states(*shape: int, n: int, generator: torch.Generator | None = None,
@@ -132,6 +161,9 @@ def random_states(*shape: int, n: int, generator: torch.Generator | None = None,
     dtype = dtype or torch.get_default_dtype()
     if not dtype.is_floating_point:
         raise TypeError(f"dtype: expected a floating dtype, got {dtype}")
+    if dtype in (torch.float16, torch.bfloat16):  # normalise in float32: only the final rounding remains
+        z = torch.randn(*shape, n, generator=generator, dtype=torch.float32, device=device)
+        return normalize(z).to(dtype)
     z = torch.randn(*shape, n, generator=generator, dtype=dtype, device=device)
     return normalize(z)
 
@@ -226,7 +258,9 @@ def check_state(x: object, *, n: int | None = None, atol: float | None = None) -
     Args:
         x: candidate state ``[..., n]``.
         n: required sphere dimension, if any.
-        atol: tolerance on ``| |x_i| − 1 |`` (default ``1e-4`` for float32/16, ``1e-10`` for float64).
+        atol: tolerance on ``| |x_i| − 1 |`` (default ``1e-10`` for float64, ``1e-4`` for float32
+            and 4 machine epsilons for float16/bfloat16, whose rounding alone reaches ~1e-3/1e-2;
+            their norms are computed in float32).
 
     Returns:
         ``(True, None)`` or ``(False, reason)``.
@@ -244,9 +278,11 @@ def check_state(x: object, *, n: int | None = None, atol: float | None = None) -
     if not bool(torch.isfinite(x).all()):
         bad = torch.nonzero(~torch.isfinite(x))[0].tolist()
         return False, f"contains NaN or inf (first at index {tuple(bad[:-1])})"
+    half = x.dtype in (torch.float16, torch.bfloat16)
     if atol is None:
-        atol = 1e-10 if x.dtype == torch.float64 else 1e-4
-    err = (inner(x, x, keepdim=False).sqrt() - 1).abs()
+        atol = 1e-10 if x.dtype == torch.float64 else 4 * torch.finfo(x.dtype).eps if half else 1e-4
+    xf = x.float() if half else x
+    err = (inner(xf, xf, keepdim=False).sqrt() - 1).abs()
     worst = float(err.max())
     if worst > atol:
         idx = tuple(torch.nonzero(err == err.max())[0].tolist())

@@ -8,31 +8,17 @@
   :class:`ConvNet`.
 """
 
-from .blocks import (
-    FF,
-    BNReLUConv2d,
-    LayerNormForImage,
-    PositionalEmbedding2d,
-    ReadOut,
-    ResBlock,
-    RGBNormalize,
-    ScaleAndBias,
-    sinusoidal_embedding_2d,
-)
+from .blocks import (FF, BNReLUConv2d, LayerNormForImage, PositionalEmbedding2d, ReadOut, ResBlock, RGBNormalize,
+                     ScaleAndBias, sinusoidal_embedding_2d)
 from .layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state
-from .models import (
-    AKOrNClassifier,
-    ConvNet,
-    IteratedSelfAttention,
-    ObjectAKOrN,
-    ObjectViT,
-    SudokuAKOrN,
-    SudokuTransformer,
-)
+from .models import (AKOrNClassifier, ConvNet, IteratedSelfAttention, ObjectAKOrN, ObjectViT, SudokuAKOrN,
+                     SudokuTransformer)
+from .official import OfficialCheckpointError, convert_state_dict, load_official, read_official
 
 __all__ = [
     "AKOrNClassifier", "BNReLUConv2d", "ConvNet", "FF", "IteratedSelfAttention", "KuramotoLayer",
-    "LayerNormForImage", "ObjectAKOrN", "ObjectViT", "PositionalEmbedding2d", "RGBNormalize", "ReadOut",
-    "ResBlock", "ScaleAndBias", "SudokuAKOrN", "SudokuTransformer", "Trajectory", "initial_state",
-    "learnable_initial_state", "sinusoidal_embedding_2d",
+    "LayerNormForImage", "ObjectAKOrN", "ObjectViT", "OfficialCheckpointError", "PositionalEmbedding2d",
+    "RGBNormalize", "ReadOut", "ResBlock", "ScaleAndBias", "SudokuAKOrN", "SudokuTransformer", "Trajectory",
+    "convert_state_dict", "initial_state", "learnable_initial_state", "load_official", "read_official",
+    "sinusoidal_embedding_2d",
 ]

@@ -14,6 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kuramoto.checks import is_int, is_real
+
+from .states import check_feature_map
+
 __all__ = [
     "BNReLUConv2d",
     "FF",
@@ -31,21 +35,14 @@ Norm = Literal["bn", "gn", "none"]
 
 
 def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    # one ValueError for a wrong kind or range: the models' argument errors always were ValueErrors
+    if not is_int(value) or value < minimum:  # type: ignore[operator]
         raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)  # type: ignore[arg-type]
 
 
-def _feature_map(x: object, name: str, channels: int | None = None) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() != 4:
-        raise ValueError(f"{name}: expected a feature map [B, C, H, W], got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name}: expected C={channels} channels, got shape {tuple(x.shape)}")
-    return x
+#: The feature-map check of the layer, under the name the blocks and models use.
+_feature_map = check_feature_map
 
 
 def _standard_normal_like(c: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -219,7 +216,7 @@ class ResBlock(nn.Module):
 
 
 def _per_channel(value: float | Sequence[float], name: str) -> torch.Tensor:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_real(value):
         value = [float(value)]
     try:
         t = torch.tensor([float(v) for v in value], dtype=torch.float32)

@@ -25,7 +25,6 @@ References:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,23 +32,19 @@ import torch
 from torch import nn
 
 from integrators import METHODS, solve, step_fixed
+from kuramoto.checks import check_bool, check_int, is_int, is_real
 from kuramoto.couplings.base import AbstractCoupling
-from kuramoto.couplings.image import Attention, Conv, to_features, to_oscillators
+from kuramoto.couplings.image import AbstractImageCoupling, to_features, to_oscillators
 from kuramoto.field import KuramotoField
 from kuramoto.frequencies import AbstractFrequencies, RotationPairs
 from kuramoto.sphere import inner, normalize
 
 from .blocks import ScaleAndBias
+from .states import check_feature_map, check_n, initial_state, learnable_initial_state
 
-with warnings.catch_warnings():
-    # geoopt 0.5.1 decorates helpers with torch.jit.script, which torch >= 2.10 deprecates at import.
-    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
-    import geoopt
-
-__all__ = ["KuramotoLayer", "Trajectory", "initial_state", "learnable_initial_state"]
+__all__ = ["KuramotoLayer", "Trajectory", "initial_state", "learnable_initial_state"]  # the last two: networks.states
 
 StimulusNorm = Literal["gn", "sandb", "none"]
-InitMode = Literal["random", "stimulus", "given", "learned"]
 
 
 @dataclass(frozen=True)
@@ -73,134 +68,6 @@ class Trajectory:
     logged_energy: torch.Tensor
 
 
-def _check_feature_map(x: object, name: str, channels: int | None = None) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor [B, C, H, W], got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() != 4:
-        raise ValueError(f"{name}: expected a feature map [B, C, H, W], got shape {tuple(x.shape)}")
-    if channels is not None and x.shape[1] != channels:
-        raise ValueError(f"{name}: expected {channels} channels, got shape {tuple(x.shape)}")
-    return x
-
-
-def _check_n(n: object, channels: int | None = None) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n: expected an integer oscillator dimension >= 2, got {n!r}")
-    if channels is not None and channels % n:
-        raise ValueError(f"n: the channel count {channels} must be a multiple of n={n}")
-    return n
-
-
-def _noise_like(c: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like ``c``; drawn where ``generator`` lives, then moved to ``c``."""
-    if generator is None:
-        return torch.randn(c.shape, dtype=c.dtype, device=c.device)
-    if not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
-    return torch.randn(c.shape, generator=generator, dtype=c.dtype, device=generator.device).to(c.device)
-
-
-def _unit_groups(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Unit length per group of ``n`` channels, ``[B, C, H, W]`` (zero groups stay zero)."""
-    return to_features(normalize(to_oscillators(x, n)))
-
-
-def initial_state(c: torch.Tensor, n: int, mode: InitMode = "random", *, generator: torch.Generator | None = None,
-                  given_mask: torch.Tensor | None = None, learned: torch.Tensor | None = None) -> torch.Tensor:
-    """An initial oscillator state for a layer with stimulus ``c``, unit length per group of ``n`` channels.
-
-    Args:
-        c: stimulus ``[B, C, H, W]`` (sets the shape, dtype and device of the result).
-        n: oscillator dimension (``C % n == 0``).
-        mode: ``"random"``: uniform on every sphere (normalised standard normal noise, the
-            official default); ``"stimulus"``: ``normalize(c)`` (a zero group of ``c`` stays
-            zero); ``"given"``: ``c`` where ``given_mask`` is true and noise elsewhere (the
-            Sudoku model starts given cells at their digit embedding); ``"learned"``: the
-            learned state ``learned``, the same for every batch item.
-        generator: random generator of the noise (``"random"`` and ``"given"``); the sample is
-            drawn on the generator's device and moved, so a seed gives the same state anywhere.
-        given_mask: ``[B, 1, H, W]`` or ``[B, H, W]`` (or anything broadcastable to ``c``),
-            bool or 0/1, for ``mode="given"``.
-        learned: ``[C/n, H, W, n]`` or ``[1, C/n, H, W, n]`` unit vectors for ``mode="learned"``,
-            e.g. from :func:`learnable_initial_state`.
-
-    Returns:
-        ``[B, C, H, W]``.
-
-    Raises:
-        ValueError, TypeError: naming the offending argument.
-    """
-    _check_feature_map(c, "c")
-    n = _check_n(n, c.shape[1])
-    if mode == "random":
-        return _unit_groups(_noise_like(c, generator), n)
-    if mode == "stimulus":
-        return _unit_groups(c, n)
-    if mode == "given":
-        if given_mask is None:
-            raise ValueError("given_mask: mode='given' needs the mask of given positions ([B, 1, H, W] or [B, H, W])")
-        if not isinstance(given_mask, torch.Tensor):
-            raise TypeError(f"given_mask: expected a torch.Tensor, got {type(given_mask).__name__}")
-        mask = given_mask.unsqueeze(1) if given_mask.dim() == 3 else given_mask
-        try:
-            torch.broadcast_shapes(mask.shape, c.shape)
-        except RuntimeError:
-            raise ValueError(f"given_mask: shape {tuple(given_mask.shape)} does not broadcast to c's "
-                             f"{tuple(c.shape)}; use [B, 1, H, W] or [B, H, W]") from None
-        mask = mask.to(device=c.device, dtype=torch.bool) if mask.dtype != torch.bool else mask.to(c.device)
-        return _unit_groups(torch.where(mask, c, _noise_like(c, generator)), n)
-    if mode == "learned":
-        if learned is None:
-            raise ValueError("learned: mode='learned' needs the learned state [C/n, H, W, n] "
-                             "(see learnable_initial_state)")
-        if not isinstance(learned, torch.Tensor) or not learned.is_floating_point():
-            raise TypeError(f"learned: expected a floating-point tensor [C/n, H, W, n], got {type(learned).__name__}")
-        B, C, H, W = c.shape
-        lead = learned.unsqueeze(0) if learned.dim() == 4 else learned
-        if lead.dim() != 5 or lead.shape[0] not in (1, B) or lead.shape[1:] != (C // n, H, W, n):
-            raise ValueError(f"learned: expected shape [{C // n}, {H}, {W}, {n}] to match c {tuple(c.shape)} "
-                             f"with n={n}, got {tuple(learned.shape)}")
-        if lead.dtype != c.dtype or lead.device != c.device:
-            raise TypeError(f"learned: dtype/device {lead.dtype}/{lead.device} does not match c's {c.dtype}/{c.device}")
-        return to_features(lead.expand(B, *lead.shape[1:]))
-    raise ValueError(f"mode: expected 'random', 'stimulus', 'given' or 'learned', got {mode!r}")
-
-
-def learnable_initial_state(channels: int, n: int, grid: tuple[int, int], *, generator: torch.Generator | None = None,
-                            dtype: torch.dtype | None = None,
-                            device: torch.device | str | None = None) -> geoopt.ManifoldParameter:
-    """A learnable initial state on the product of spheres: ``[C/n, H, W, n]`` on ``geoopt.Sphere()``.
-
-    Train it with ``geoopt.optim.RiemannianAdam`` (which treats ordinary parameters as
-    Euclidean) and feed it to :func:`initial_state` with ``mode="learned"``; the optimiser keeps
-    every oscillator on its sphere. Initialised uniformly on the spheres.
-
-    Args:
-        channels: C (a multiple of ``n``).
-        n: oscillator dimension.
-        grid: ``(H, W)``.
-        generator, dtype, device: of the random initialisation.
-
-    Returns:
-        ``geoopt.ManifoldParameter`` of shape ``[C/n, H, W, n]``.
-    """
-    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"channels: expected a positive integer, got {channels!r}")
-    n = _check_n(n, channels)
-    if (not isinstance(grid, (tuple, list)) or len(grid) != 2
-            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
-        raise ValueError(f"grid: expected a pair of positive integers (H, W), got {grid!r}")
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
-    dtype = dtype or torch.get_default_dtype()
-    z = torch.randn(channels // n, grid[0], grid[1], n, generator=generator, dtype=dtype,
-                    device=generator.device if generator is not None else device)
-    sphere = geoopt.Sphere()
-    return geoopt.ManifoldParameter(sphere.projx(z.to(device) if device is not None else z), manifold=sphere)
-
-
 def _stimulus_norm(kind: object, channels: int, n: int) -> nn.Module:
     if kind == "gn":
         return nn.GroupNorm(channels // n, channels, affine=True)
@@ -212,9 +79,104 @@ def _stimulus_norm(kind: object, channels: int, n: int) -> nn.Module:
 
 
 def _positive_float(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+    # ValueError for a value of the wrong kind too, as this layer always raised for its step sizes
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
     return float(value)
+
+
+def _check_coupling(coupling: object, channels: int, n: int) -> None:
+    if not isinstance(coupling, AbstractCoupling):
+        raise TypeError(f"coupling: expected a kuramoto coupling (e.g. kuramoto.couplings.Conv or Attention), "
+                        f"got {type(coupling).__name__}")
+    if not isinstance(coupling, AbstractImageCoupling):
+        raise ValueError(f"coupling: a Kuramoto layer needs an image coupling acting on [B, C/n, H, W, n] "
+                         f"(state_dims = 4), got {type(coupling).__name__} with layout {coupling.layout}")
+    if (coupling.channels, coupling.n) != (channels, n):
+        raise ValueError(f"coupling: built for channels={coupling.channels}, n={coupling.n}, but the layer has "
+                         f"channels={channels}, n={n}")
+
+
+def _check_omega(omega: object, channels: int, n: int) -> None:
+    if omega is None:
+        return
+    if not isinstance(omega, AbstractFrequencies):
+        raise TypeError(f"omega: expected None or a kuramoto frequency module (e.g. RotationPairs), "
+                        f"got {type(omega).__name__}")
+    if isinstance(omega, RotationPairs):
+        if omega.n != n:
+            raise ValueError(f"omega: RotationPairs built for n={omega.n}, the layer has n={n}")
+        if omega.groups not in (None, channels // n) or (omega.groups is not None and omega.spatial_dims != 2):
+            raise ValueError(f"omega: expected RotationPairs(n) or RotationPairs(n, groups={channels // n}, "
+                             f"spatial_dims=2), got groups={omega.groups}, spatial_dims={omega.spatial_dims}")
+
+
+def _check_gamma(gamma: object, gamma_max: object, learn_gamma: object) -> tuple[float, float | None]:
+    gamma = _positive_float(gamma, "gamma")
+    if gamma_max is None:
+        return gamma, None
+    gamma_max = _positive_float(gamma_max, "gamma_max")
+    if not learn_gamma:
+        raise ValueError("gamma_max: bounds a learnable step; pass learn_gamma=True (or drop gamma_max for a "
+                         "fixed γ)")
+    if not gamma < gamma_max:
+        raise ValueError(f"gamma: the initial step must lie below gamma_max={gamma_max}, got {gamma}")
+    return gamma, gamma_max
+
+
+def _method_error(method: object) -> ValueError:
+    """The refusal of a ``method`` that is not a registered name (a solver object such as
+    ``integrators.Compiled(...)``, or an unknown name)."""
+    if isinstance(method, str):
+        return ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+    return ValueError(f"method: a KuramotoLayer takes a method by its registered name (a key of integrators.METHODS: "
+                      f"a fixed-step one such as 'euler_normalized' for a discrete layer, any for a continuous one), "
+                      f"not a {type(method).__name__} object; to run the layer compiled, compile the module "
+                      f"instead: torch.compile(layer), or torch.compile(model) for the model around it")
+
+
+def _check_schedule(method: object, t_span: object, adjoint: object, dt: object, rtol: object, atol: object,
+                    learn_gamma: bool) -> float | None:
+    """Check how the layer runs (method, continuous span or discrete steps, adjoint); returns ``dt``.
+
+    The method pairings here (adaptive vs discrete, ``dt`` for a fixed-step continuous solve, a
+    native method for a learnable γ or the checkpointed gradient) mirror what ``integrators``
+    enforces per solve, checked once when the layer is built.
+    """
+    if not isinstance(adjoint, int):  # a bool is an int
+        raise TypeError(f"adjoint: expected a bool or a segment length (int), got {type(adjoint).__name__}")
+    if adjoint < 0 or (t_span is not None and not isinstance(adjoint, bool)):
+        raise ValueError(f"adjoint: expected a bool, or for a discrete layer a positive number of steps per "
+                         f"checkpoint segment, got {adjoint!r}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise _method_error(method)
+    solver_cls = METHODS[method]
+    if t_span is None:
+        if solver_cls.adaptive:
+            raise ValueError(f"method: {method!r} is adaptive; a discrete layer (steps=T, t_span=None) needs a "
+                             f"fixed-step method such as 'euler_normalized', or give t_span for a continuous layer")
+        if dt is not None:
+            raise ValueError("dt: a discrete layer steps with gamma; dt is only for continuous layers (t_span)")
+        if not solver_cls.native and learn_gamma:
+            raise ValueError(f"learn_gamma: a learnable γ needs a native method (e.g. 'euler_normalized', "
+                             f"'rk4_normalized'); {method!r} is delegated to torchdiffeq")
+        if not solver_cls.native and adjoint:
+            raise ValueError(f"adjoint: the exact-discrete checkpointed gradient needs a native method (e.g. "
+                             f"'euler_normalized', 'rk4_normalized'); for {method!r} torchdiffeq's adjoint "
+                             f"would be the continuous adjoint, a different gradient for a discrete layer")
+        return None
+    if (not isinstance(t_span, (tuple, list)) or len(t_span) != 2
+            or not all(is_real(v) and math.isfinite(v)
+                       for v in t_span) or not t_span[1] > t_span[0]):
+        raise ValueError(f"t_span: expected (t0, t1) with finite t1 > t0, got {t_span!r}")
+    if learn_gamma:
+        raise ValueError("learn_gamma: a continuous layer (t_span given) has no step size γ to learn")
+    if not solver_cls.adaptive and dt is None:
+        raise ValueError(f"dt: the fixed-step method {method!r} needs dt for a continuous layer "
+                         f"(t_span={tuple(t_span)}); give dt or an adaptive method such as 'dopri5'")
+    _positive_float(rtol, "rtol")
+    _positive_float(atol, "atol")
+    return None if dt is None else _positive_float(dt, "dt")
 
 
 class KuramotoLayer(nn.Module):
@@ -286,77 +248,16 @@ class KuramotoLayer(nn.Module):
                  legacy_identity_omega: bool = False, rtol: float = 1e-6, atol: float = 1e-8,
                  dt: float | None = None) -> None:
         super().__init__()
-        if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels: expected a positive integer, got {channels!r}")
-        n = _check_n(n, channels)
-        if not isinstance(coupling, AbstractCoupling):
-            raise TypeError(f"coupling: expected a kuramoto coupling (e.g. kuramoto.couplings.Conv or Attention), "
-                            f"got {type(coupling).__name__}")
-        if coupling.state_dims != 4:
-            raise ValueError(f"coupling: a Kuramoto layer needs an image coupling acting on [B, C/n, H, W, n] "
-                             f"(state_dims = 4), got {type(coupling).__name__} with layout {coupling.layout}")
-        if isinstance(coupling, (Conv, Attention)) and (coupling.channels, coupling.n) != (channels, n):
-            raise ValueError(f"coupling: built for channels={coupling.channels}, n={coupling.n}, but the layer has "
-                             f"channels={channels}, n={n}")
-        if omega is not None:
-            if not isinstance(omega, AbstractFrequencies):
-                raise TypeError(f"omega: expected None or a kuramoto frequency module (e.g. RotationPairs), "
-                                f"got {type(omega).__name__}")
-            if isinstance(omega, RotationPairs):
-                if omega.n != n:
-                    raise ValueError(f"omega: RotationPairs built for n={omega.n}, the layer has n={n}")
-                if omega.groups not in (None, channels // n) or (omega.groups is not None and omega.spatial_dims != 2):
-                    raise ValueError(f"omega: expected RotationPairs(n) or RotationPairs(n, groups={channels // n}, "
-                                     f"spatial_dims=2), got groups={omega.groups}, spatial_dims={omega.spatial_dims}")
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
-        gamma = _positive_float(gamma, "gamma")
-        if gamma_max is not None:
-            gamma_max = _positive_float(gamma_max, "gamma_max")
-            if not learn_gamma:
-                raise ValueError("gamma_max: bounds a learnable step; pass learn_gamma=True (or drop gamma_max for a "
-                                 "fixed γ)")
-            if not gamma < gamma_max:
-                raise ValueError(f"gamma: the initial step must lie below gamma_max={gamma_max}, got {gamma}")
+        channels = check_int(channels, "channels", minimum=1)
+        n = check_n(n, channels)
+        _check_coupling(coupling, channels, n)
+        _check_omega(omega, channels, n)
+        steps = check_int(steps, "steps", minimum=1)
+        gamma, gamma_max = _check_gamma(gamma, gamma_max, learn_gamma)
         for name, flag in (("learn_gamma", learn_gamma), ("project", project),
                            ("legacy_identity_omega", legacy_identity_omega)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name}: expected a bool, got {type(flag).__name__}")
-        if not isinstance(adjoint, int):  # a bool is an int
-            raise TypeError(f"adjoint: expected a bool or a segment length (int), got {type(adjoint).__name__}")
-        if adjoint < 0 or (t_span is not None and not isinstance(adjoint, bool)):
-            raise ValueError(f"adjoint: expected a bool, or for a discrete layer a positive number of steps per "
-                             f"checkpoint segment, got {adjoint!r}")
-        if not isinstance(method, str) or method not in METHODS:
-            raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
-        solver_cls = METHODS[method]
-        if t_span is not None:
-            if (not isinstance(t_span, (tuple, list)) or len(t_span) != 2
-                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                               for v in t_span) or not t_span[1] > t_span[0]):
-                raise ValueError(f"t_span: expected (t0, t1) with finite t1 > t0, got {t_span!r}")
-            if learn_gamma:
-                raise ValueError("learn_gamma: a continuous layer (t_span given) has no step size γ to learn")
-            if not solver_cls.adaptive and dt is None:
-                raise ValueError(f"dt: the fixed-step method {method!r} needs dt for a continuous layer "
-                                 f"(t_span={tuple(t_span)}); give dt or an adaptive method such as 'dopri5'")
-            if dt is not None:
-                dt = _positive_float(dt, "dt")
-            _positive_float(rtol, "rtol")
-            _positive_float(atol, "atol")
-        else:
-            if solver_cls.adaptive:
-                raise ValueError(f"method: {method!r} is adaptive; a discrete layer (steps=T, t_span=None) needs a "
-                                 f"fixed-step method such as 'euler_normalized', or give t_span for a continuous layer")
-            if dt is not None:
-                raise ValueError("dt: a discrete layer steps with gamma; dt is only for continuous layers (t_span)")
-            if not solver_cls.native and learn_gamma:
-                raise ValueError(f"learn_gamma: a learnable γ needs a native method (e.g. 'euler_normalized', "
-                                 f"'rk4_normalized'); {method!r} is delegated to torchdiffeq")
-            if not solver_cls.native and adjoint:
-                raise ValueError(f"adjoint: the exact-discrete checkpointed gradient needs a native method (e.g. "
-                                 f"'euler_normalized', 'rk4_normalized'); for {method!r} torchdiffeq's adjoint "
-                                 f"would be the continuous adjoint, a different gradient for a discrete layer")
+            check_bool(flag, name)
+        dt = _check_schedule(method, t_span, adjoint, dt, rtol, atol, learn_gamma)
         if legacy_identity_omega:
             if omega is not None:
                 raise ValueError("legacy_identity_omega: the official quirk exists only without Ω; pass omega=None")
@@ -422,7 +323,7 @@ class KuramotoLayer(nn.Module):
         scale = _positive_float(step_scale, "step_scale")
         if method is not None:
             if not isinstance(method, str) or method not in METHODS:
-                raise ValueError(f"method: unknown integrator {method!r}; valid: {', '.join(sorted(METHODS))}")
+                raise _method_error(method)
             cls = METHODS[method]
             if cls.adaptive:
                 raise ValueError(f"method: {method!r} is adaptive; a discrete layer needs a fixed-step method")
@@ -444,7 +345,7 @@ class KuramotoLayer(nn.Module):
         the layer as a dynamical system (``field.energy(x)``, ``integrators.solve``); the state
         is ``to_oscillators(x, n)``.
         """
-        _check_feature_map(c, "c", self.channels)
+        check_feature_map(c, "c", self.channels)
         c_hat = self.stimulus_norm(c)
         return KuramotoField(self.coupling, self.omega, stimulus=to_oscillators(c_hat, self.n), project=self.project)
 
@@ -476,7 +377,7 @@ class KuramotoLayer(nn.Module):
         Returns:
             ``x_T`` ``[B, C, H, W]``, or ``(x_T, Trajectory)``.
         """
-        _check_feature_map(c, "c", self.channels)
+        check_feature_map(c, "c", self.channels)
         ref = self.step_gamma()
         if c.dtype != ref.dtype or c.device != ref.device:
             raise TypeError(f"c: dtype/device {c.dtype}/{c.device} does not match the layer's {ref.dtype}/{ref.device};"
@@ -484,13 +385,13 @@ class KuramotoLayer(nn.Module):
         if x0 is None:
             x0 = initial_state(c, self.n, "random", generator=generator)
         else:
-            _check_feature_map(x0, "x0", self.channels)
+            check_feature_map(x0, "x0", self.channels)
             if x0.shape != c.shape:
                 raise ValueError(f"x0: expected the stimulus's shape {tuple(c.shape)}, got {tuple(x0.shape)}")
             if x0.dtype != c.dtype or x0.device != c.device:
                 raise TypeError(f"x0: dtype/device {x0.dtype}/{x0.device} does not match c's {c.dtype}/{c.device}")
         T = self.steps if steps is None else steps
-        if isinstance(T, bool) or not isinstance(T, int) or T < 1:
+        if not is_int(T) or T < 1:
             raise ValueError(f"steps: expected a positive integer, got {steps!r}")
         if not isinstance(return_trajectory, bool):
             raise TypeError(f"return_trajectory: expected a bool, got {type(return_trajectory).__name__}")

@@ -139,6 +139,7 @@ class StudyConfig:
                     raise ConfigError(name, f"expected true or false, got {v!r}")
                 return v
             if tp is int:
+                # the guards of kuramoto.checks, spelt out: importing kuramoto would import torch for --help
                 if isinstance(v, bool) or not isinstance(v, int):
                     if isinstance(v, float) and v.is_integer():
                         return int(v)
@@ -186,6 +187,29 @@ class StudyConfig:
                     what = "positive" if strict else "non-negative"
                     raise ConfigError(name, f"expected {what} value(s), got {v!r}")
 
+    def _check_device(self, name: str = "device") -> None:
+        try:
+            import torch  # torch-free at import: only a built config (never --help) checks its device
+
+            torch.device(getattr(self, name))
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(name, f"not a torch device: {getattr(self, name)!r} ({exc})") from None
+
+    @staticmethod
+    def _methods(name: str) -> dict[str, Any]:
+        """:data:`integrators.METHODS`, imported when a config is built (never for --help)."""
+        try:
+            from integrators import METHODS  # torch-free at import, as above
+        except ImportError as exc:
+            raise ConfigError(name, f"the integrators package cannot be imported ({exc})") from None
+        return METHODS
+
+    def _check_method(self, name: str = "method") -> None:
+        value = getattr(self, name)
+        methods = self._methods(name)
+        if value not in methods:
+            raise ConfigError(name, f"unknown method {value!r}; valid: {', '.join(sorted(methods))}")
+
     # -- presets and serialisation ---------------------------------------------------------
     @classmethod
     def preset(cls: type[C], name: str = "quick", **overrides: Any) -> C:
@@ -202,6 +226,14 @@ class StudyConfig:
         if unknown:
             raise ConfigError(unknown[0], f"unknown field of {cls.__name__}; valid: {', '.join(sorted(known))}")
         return cls(**{**cls.PRESETS[name], **overrides})
+
+    @classmethod
+    def preset_fields(cls, name: str = "quick") -> dict[str, Any]:
+        """The field values of a preset, coerced but not validated (what ``--help`` shows; validating
+        would check the device and method, which imports torch)."""
+        merged = {f.name: f.default for f in dataclasses.fields(cls)}
+        merged.update(cls.PRESETS[name])
+        return {f.name: cls._coerce(f.name, merged[f.name], spec) for f, spec in field_options(cls)}
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated again)."""

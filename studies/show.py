@@ -4,13 +4,15 @@ Prints the dimensions, coordinates and variables (with units and long names), th
 run was made with, its provenance (package versions, git commit, creation time) and whether
 it is complete; then writes the study's plot next to the file (``FILE`` with suffix ``.png``)
 unless an up-to-date one exists, and opens it with ``--open``. A file that is not an akorn
-result, or is truncated or corrupt, gets a clear error and is never modified.
+result, or is truncated or corrupt, gets a clear error and is never modified. A file of an
+earlier layout is read in the current one (its study's ``upgrade``, e.g. the integrators
+comparison's ``method`` dimension as ``solver``) and says so. Piped into a reader that stops
+early (``akorn show FILE | head``), it stops printing quietly and still writes the plot.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -21,6 +23,9 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from studies.registry import REGISTRY, load
+from studies.storage import StorageError, open_dataset
 
 __all__ = ["add_arguments", "describe", "main"]
 
@@ -75,12 +80,14 @@ def describe(ds: xr.Dataset, path: str | os.PathLike | None = None) -> str:
     lines.append("dimensions: " + ", ".join(f"{d}={n}" for d, n in ds.sizes.items()))
     name_w = max([len(str(n)) for n in ds.variables] + [4])
     dims_w = max([len("(" + ", ".join(map(str, v.dims)) + ")") for v in ds.variables.values()] + [4])
+    units_w = max([len(str(v.attrs.get("units", ""))) + 2 for v in ds.variables.values()] + [3])
 
     def row(name: Any, var: xr.DataArray) -> str:
         dims = "(" + ", ".join(map(str, var.dims)) + ")"
         units = var.attrs.get("units")
         return (f"  {str(name):<{name_w}} {dims:<{dims_w}} {str(var.dtype):<8} "
-                f"{('[' + units + ']') if units else '':<6} {var.attrs.get('long_name', '')}: {_fmt_values(var)}")
+                f"{('[' + units + ']') if units else '':<{units_w}} {var.attrs.get('long_name', '')}: "
+                f"{_fmt_values(var)}")
 
     lines.append("coordinates:")
     lines += [row(n, ds[n]) for n in ds.coords]
@@ -92,61 +99,90 @@ def describe(ds: xr.Dataset, path: str | os.PathLike | None = None) -> str:
             lines.append("config: " + ", ".join(f"{k}={v}" for k, v in config.items()))
         except json.JSONDecodeError:
             lines.append(f"config (unparsed): {ds.attrs['config']}")
+    if "units_convention" in ds.attrs:
+        lines.append(f"units: {ds.attrs['units_convention']}")
     prov = [f"{k}={ds.attrs[k]}" for k in _PROVENANCE_KEYS if k in ds.attrs]
     if prov:
         lines.append("provenance: " + ", ".join(prov))
     return "\n".join(lines)
 
 
-def _study_module(study: str) -> Any:
-    from studies.cli import REGISTRY
-
+def _study_modules(study: str) -> tuple[Any, Any]:
+    """The module describing a study (its ``config``, which may define ``upgrade(ds)`` for files of an
+    earlier layout) and the module with its ``plot`` and ``summarize``; ``(None, None)`` if unknown."""
     entry = REGISTRY.get(study)
     if entry is None or ":" in entry.target:
-        return None
-    module = importlib.import_module(entry.target)
-    return module if hasattr(module, "plot") else None
+        return None, None
+    spec = load(entry.target)
+    described = getattr(spec, "STUDY", None) or getattr(spec, "TASK", None)
+    return (None, None) if described is None else (spec, load(described.plots))
+
+
+def _upgrade(ds: xr.Dataset, spec: Any) -> tuple[xr.Dataset, str]:
+    """``ds`` in its study's current layout (a file of an earlier layout is read, never rewritten),
+    and a line saying what was renamed ("" if nothing)."""
+    upgrade = getattr(spec, "upgrade", None)
+    if upgrade is None:
+        return ds, ""
+    new = upgrade(ds)
+    renamed = [f"{old!r} as {name!r}" for old, name in zip(ds.dims, new.dims) if old != name]
+    note = f"note: a file of an earlier layout; read dimension {', '.join(renamed)}" if renamed else ""
+    return new, note
+
+
+def _say(text: str) -> None:
+    """Print ``text``. Once the reader of stdout has gone (``akorn show FILE | head``), print nothing
+    more and raise nothing, as Unix tools do; the plot is still written."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null: what is still buffered, and any later print, then goes nowhere
+        # instead of failing again when the interpreter flushes stdout on exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _open(path: Path) -> None:
     opener = shutil.which("xdg-open") or shutil.which("open")
     if opener is None:
-        print(f"no image viewer found (xdg-open/open); the plot is {path}")
+        _say(f"no image viewer found (xdg-open/open); the plot is {path}")
         return
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main(args: argparse.Namespace) -> int:
     """Run ``akorn show`` with parsed arguments; returns the exit status (1 for a bad file)."""
-    from studies.storage import StorageError, open_dataset
-
     path = Path(args.file)
     try:
         ds = open_dataset(path, combine_complex=True)
     except StorageError as exc:
         print(f"akorn show: error: {exc}", file=sys.stderr)
         return 1
-    print(describe(ds, path))
-    module = _study_module(str(ds.attrs.get("akorn_study")))
+    spec, module = _study_modules(str(ds.attrs.get("akorn_study")))
+    ds, note = _upgrade(ds, spec)
+    _say(describe(ds, path))
+    if note:
+        _say(note)
     if module is not None and hasattr(module, "summarize") and int(ds.attrs.get("complete", 1)):
-        print(module.summarize(ds))
+        _say(module.summarize(ds))
     if not args.make_plot:
         return 0
     if not int(ds.attrs.get("complete", 1)):
-        print("plot: none for an incomplete run")
+        _say("plot: none for an incomplete run")
         return 0
     if module is None:
-        print(f"plot: the {ds.attrs.get('akorn_study')!r} study has no plot")
+        _say(f"plot: the {ds.attrs.get('akorn_study')!r} study has no plot")
         return 0
     png = Path(args.plot) if args.plot else path.with_suffix(".png")
     if png.resolve() == path.resolve():
         print(f"akorn show: error: --plot {png} would overwrite the result file", file=sys.stderr)
         return 2
     if png.exists() and not args.replot and png.stat().st_mtime >= path.stat().st_mtime:
-        print(f"plot: {png} (up to date; --replot rewrites it)")
+        _say(f"plot: {png} (up to date; --replot rewrites it)")
     else:
         module.plot(ds, png)
-        print(f"plot: wrote {png}")
+        _say(f"plot: wrote {png}")
     if args.open:
         _open(png)
     return 0

@@ -27,26 +27,30 @@ states); xarray ignores groups unless asked, so the root group stays a plain tid
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import json
 import os
+import platform
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import h5netcdf
 import numpy as np
+import torch
 import xarray as xr
 
+import kuramoto
 from studies.cache import atomic_path
 
 __all__ = [
     "CHECKPOINT_GROUP",
+    "finished_result",
     "StorageError",
     "append",
-    "atomic_output",
     "merge_complex",
     "open_dataset",
     "provenance",
@@ -63,20 +67,6 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 class StorageError(ValueError):
     """A file is missing, not an HDF5/netCDF4 file, truncated or corrupt, or not an akorn result."""
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """:func:`studies.cache.atomic_path` that also gives the file the usual permissions.
-
-    ``mkstemp`` creates the temporary as ``0600``; a result file or plot is meant to be read
-    by others like any file the user creates, so it gets ``0666`` minus the umask.
-    """
-    with atomic_path(path, suffix=suffix) as tmp:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
 
 
 # -- provenance -----------------------------------------------------------------------------
@@ -103,23 +93,11 @@ def provenance() -> dict[str, str]:
         ``git_commit`` is ``"unknown"`` outside a git checkout, with ``+dirty`` appended when
         tracked files have uncommitted changes.
     """
-    import platform
-    from importlib import metadata
-
-    import h5netcdf
-
     try:
         version = metadata.version("akorn-toolkit")
     except metadata.PackageNotFoundError:
-        import kuramoto
-
         version = kuramoto.__version__
-    try:
-        import torch
-
-        torch_version = str(torch.__version__)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        torch_version = "absent"
+    torch_version = str(torch.__version__)
     commit, dirty = _git_commit()
     return {
         "akorn_version": version,
@@ -293,7 +271,7 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, unlimited: str | N
     ds = ds.copy()
     ds.attrs = _clean_attrs(ds.attrs, "ds.attrs")
     path = Path(path)
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf", unlimited_dims=[unlimited] if unlimited else None,
                      encoding=_encoding(ds))
         if checkpoint:
@@ -336,7 +314,7 @@ def append(path: str | os.PathLike, chunk: xr.Dataset, dim: str = "time", *, att
     path = Path(path)
     _check_readable(path)
     chunk = split_complex(chunk)
-    with atomic_output(path) as tmp:
+    with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         try:
             fh = h5netcdf.File(tmp, "a")
@@ -452,3 +430,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
             return {name: np.asarray(var[...]) for name, var in group.variables.items()}
     except OSError as exc:
         raise StorageError(f"path: {str(path)!r} is truncated or corrupt ({exc}); it was left untouched") from exc
+
+
+def finished_result(path: str | os.PathLike | None, config: Any, study: str, *, overwrite: bool) -> xr.Dataset | None:
+    """The result at ``path`` if it holds the same config (so a study returns it without recomputing).
+
+    ``None`` when there is no file, or when ``overwrite`` is set (the run replaces the file).
+
+    Raises:
+        StorageError: the file holds a run with a different config (and ``overwrite`` is off).
+    """
+    if path is None or overwrite or not Path(path).exists():
+        return None
+    existing = open_dataset(path, study=study)
+    if existing.attrs.get("config") == config.to_json():
+        return existing
+    raise StorageError(f"path: {str(path)!r} holds a run with a different config; pass --overwrite or choose "
+                       f"another --out")

@@ -28,6 +28,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from kuramoto.checks import is_int
+
 __all__ = ["Sweep", "SweepError"]
 
 
@@ -70,7 +72,7 @@ class Sweep:
     def __init__(self, *, scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> None:
         if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
             raise TypeError(f"scheduler: expected a scheduler address string or None, got {scheduler!r}")
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        if workers is not None and (not is_int(workers) or workers < 0):
             raise ValueError(f"workers: expected a non-negative integer or None, got {workers!r}")
         self.scheduler = scheduler
         self.workers = workers

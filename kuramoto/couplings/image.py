@@ -23,15 +23,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_bool, is_int
 from .base import AbstractCoupling
 
-__all__ = ["Attention", "Conv", "gta_angles", "to_features", "to_oscillators"]
+__all__ = ["AbstractImageCoupling", "Attention", "Conv", "gta_angles", "to_features", "to_oscillators"]
 
 
 def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def _check_channels(channels: object, n: object) -> tuple[int, int]:
@@ -68,7 +69,7 @@ def to_oscillators(features: torch.Tensor, n: int) -> torch.Tensor:
                                                         if isinstance(features, torch.Tensor) else ""))
     if features.dim() != 4:
         raise ValueError(f"features: expected shape [B, C, H, W], got {tuple(features.shape)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+    if not is_int(n) or n < 2:
         raise ValueError(f"n: expected an integer sphere dimension >= 2, got {n!r}")
     B, C, H, W = features.shape
     if C % n:
@@ -98,12 +99,22 @@ def to_features(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 1, 4, 2, 3).reshape(B, K * n, H, W)
 
 
-class _AbstractImageCoupling(AbstractCoupling):
-    """Shared shape checks of the image couplings (private helper; the public classes are final)."""
+class AbstractImageCoupling(AbstractCoupling):
+    """A coupling on image-layout states ``[B, C/n, H, W, n]``: ``C`` channels, oscillators of dimension ``n``.
+
+    Every image coupling is built as ``cls(channels, n, **options)``, so a Kuramoto layer or a
+    model can build any registered one by name (:func:`kuramoto.couplings.build_coupling`)
+    and check its size against ``channels`` and ``n`` without knowing the concrete class.
+    Subclasses call ``super().__init__(channels, n)`` and implement ``forward``.
+    """
 
     state_dims = 4
     channels: int
     n: int
+
+    def __init__(self, channels: int, n: int) -> None:
+        super().__init__()
+        self.channels, self.n = _check_channels(channels, n)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -117,7 +128,7 @@ class _AbstractImageCoupling(AbstractCoupling):
         return to_features(x)
 
 
-class Conv(_AbstractImageCoupling):
+class Conv(AbstractImageCoupling):
     """Convolutional coupling: a full 2-D convolution ``C -> C`` (stride 1, ``padding = k//2``).
 
     ``(Jx)`` at oscillator ``(k, h, w)`` is the convolution of the whole feature map, so every
@@ -143,13 +154,11 @@ class Conv(_AbstractImageCoupling):
     def __init__(self, channels: int, n: int, kernel_size: int, bias: bool = True, *,
                  generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
-        super().__init__()
-        self.channels, self.n = _check_channels(channels, n)
+        super().__init__(channels, n)
         k = _positive_int(kernel_size, "kernel_size")
         if k % 2 == 0:
             raise ValueError(f"kernel_size: expected an odd size (padding k//2 keeps H×W only then), got {k}")
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias: expected a bool, got {type(bias).__name__}")
+        check_bool(bias, "bias")
         self.kernel_size = k
         self.linear = not bias
         bound = 1.0 / math.sqrt(channels * k * k)
@@ -236,7 +245,7 @@ def gta_angles(grid: tuple[int, int], head_dim: int, *, dtype: torch.dtype | Non
                                                                device=device)
 
 
-class Attention(_AbstractImageCoupling):
+class Attention(AbstractImageCoupling):
     """Attentive coupling: multi-head self-attention over all ``H·W`` positions of the state.
 
     ``q, k, v`` come from a 1×1 convolution ``C -> 3C`` with bias of the *current* state (so
@@ -268,14 +277,12 @@ class Attention(_AbstractImageCoupling):
     def __init__(self, channels: int, n: int, heads: int = 8, gta: bool = False, grid: tuple[int, int] | None = None,
                  *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
-        super().__init__()
-        self.channels, self.n = _check_channels(channels, n)
+        super().__init__(channels, n)
         self.heads = _positive_int(heads, "heads")
         if channels % heads:
             raise ValueError(f"heads: channels={channels} must be a multiple of heads, got heads={heads}")
         self.head_dim = channels // heads
-        if not isinstance(gta, bool):
-            raise TypeError(f"gta: expected a bool, got {type(gta).__name__}")
+        check_bool(gta, "gta")
         self.gta = gta
         factory = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         bound = 1.0 / math.sqrt(channels)
@@ -295,7 +302,7 @@ class Attention(_AbstractImageCoupling):
                 raise ValueError(f"heads: GTA rotates pairs of a head's components and needs an even head_dim, "
                                  f"got head_dim = channels/heads = {self.head_dim}")
             if (not isinstance(grid, (tuple, list)) or len(grid) != 2
-                    or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 1 for g in grid)):
+                    or not all(is_int(g) and g >= 1 for g in grid)):
                 raise ValueError(f"grid: expected a pair of positive integers (H, W), got {grid!r}")
             self.grid = (int(grid[0]), int(grid[1]))
             ang = gta_angles(self.grid, self.head_dim, dtype=torch.float64, device=device)

@@ -15,7 +15,7 @@ sinusoidal positional embedding on the token grid.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -116,36 +116,20 @@ class _SudokuTokenNet(nn.Module):
         return logits.view(-1, s, s, s)
 
 
-class IteratedSelfAttention(nn.Module):
-    """Sudoku ItrSA (AKORN.md §4.4): one attention block with shared weights applied ``T`` times.
+class _AbstractSudokuTokenModel(nn.Module):
+    """The Sudoku token networks (ItrSA, the Transformer): one :class:`_SudokuTokenNet` under ``net``."""
 
-    Digit embedding ``Embedding(S+1, C)`` (0 = blank) plus a learnable 2-D sinusoidal
-    embedding of the cell grid, ``depth`` iterated blocks, a final LayerNorm and
-    ``Linear(C, S)`` per cell.
-
-    Args:
-        box_shape: ``(rows, cols)`` of a box; the board side is ``S = rows · cols`` (9 × 9 by
-            default).
-        width: token width C (512).
-        depth: number of iterated blocks L (1).
-        steps: attention iterations T per block (16 in training; the paper evaluates at 32).
-        heads: attention heads (8).
-        mlp_hidden: MLP hidden width (default ``2 · width`` = 1024).
-
-    Paper: 512 wide, L = 1, T = 16, Adam 5e-4 (AKORN.md §6).
-    """
-
-    def __init__(self, box_shape: tuple[int, int] = (3, 3), width: int = 512, depth: int = 1, steps: int = 16,
-                 heads: int = 8, mlp_hidden: int | None = None) -> None:
+    def __init__(self, box_shape: tuple[int, int], width: int, depth: int, steps: int, heads: int,
+                 mlp_hidden: int | None) -> None:
         super().__init__()
         self.net = _SudokuTokenNet(box_shape, width, depth, steps, heads, mlp_hidden)
 
+    TINY: ClassVar[dict[str, int]] = {}
+
     @classmethod
-    def tiny(cls, box_shape: tuple[int, int] = (3, 3), **kwargs: object) -> IteratedSelfAttention:
-        """A 32-wide, 4-head, T = 3 configuration for tests."""
-        cfg = dict(width=32, depth=1, steps=3, heads=4)
-        cfg.update(kwargs)
-        return cls(box_shape, **cfg)  # type: ignore[arg-type]
+    def tiny(cls, box_shape: tuple[int, int] = (3, 3), **kwargs: object) -> Any:
+        """A small configuration for tests (:attr:`TINY`, overridden by ``kwargs``)."""
+        return cls(box_shape, **{**cls.TINY, **kwargs})  # type: ignore[arg-type]
 
     @property
     def size(self) -> int:
@@ -165,7 +149,35 @@ class IteratedSelfAttention(nn.Module):
         return self.net(board, steps)
 
 
-class SudokuTransformer(nn.Module):
+class IteratedSelfAttention(_AbstractSudokuTokenModel):
+    """Sudoku ItrSA (AKORN.md §4.4): one attention block with shared weights applied ``T`` times.
+
+    Digit embedding ``Embedding(S+1, C)`` (0 = blank) plus a learnable 2-D sinusoidal
+    embedding of the cell grid, ``depth`` iterated blocks, a final LayerNorm and
+    ``Linear(C, S)`` per cell.
+
+    Args:
+        box_shape: ``(rows, cols)`` of a box; the board side is ``S = rows · cols`` (9 × 9 by
+            default).
+        width: token width C (512).
+        depth: number of iterated blocks L (1).
+        steps: attention iterations T per block (16 in training; the paper evaluates at 32).
+        heads: attention heads (8).
+        mlp_hidden: MLP hidden width (default ``2 · width`` = 1024).
+
+    Paper: 512 wide, L = 1, T = 16, Adam 5e-4 (AKORN.md §6).
+    """
+
+    #: the :meth:`tiny` test configuration: 32 wide, 4 heads, T = 3
+    TINY: ClassVar[dict[str, int]] = {"width": 32, "depth": 1, "steps": 3, "heads": 4}
+
+    def __init__(self, box_shape: tuple[int, int] = (3, 3), width: int = 512, depth: int = 1, steps: int = 16,
+                 heads: int = 8, mlp_hidden: int | None = None) -> None:
+        super().__init__(box_shape, width, depth, steps, heads, mlp_hidden)
+
+
+
+class SudokuTransformer(_AbstractSudokuTokenModel):
     """Sudoku Transformer baseline: the :class:`IteratedSelfAttention` layout with ``depth``
     independent layers and one attention step each (AKORN.md §4.4).
 
@@ -178,25 +190,13 @@ class SudokuTransformer(nn.Module):
         mlp_hidden: MLP hidden width (default ``2 · width``).
     """
 
+    #: the :meth:`tiny` test configuration: 32 wide, 2 layers, 4 heads
+    TINY: ClassVar[dict[str, int]] = {"width": 32, "depth": 2, "steps": 1, "heads": 4}
+
     def __init__(self, box_shape: tuple[int, int] = (3, 3), width: int = 512, depth: int = 8, steps: int = 1,
                  heads: int = 8, mlp_hidden: int | None = None) -> None:
-        super().__init__()
-        self.net = _SudokuTokenNet(box_shape, width, depth, steps, heads, mlp_hidden)
+        super().__init__(box_shape, width, depth, steps, heads, mlp_hidden)
 
-    @classmethod
-    def tiny(cls, box_shape: tuple[int, int] = (3, 3), **kwargs: object) -> SudokuTransformer:
-        """A 32-wide, 2-layer, 4-head configuration for tests."""
-        cfg = dict(width=32, depth=2, steps=1, heads=4)
-        cfg.update(kwargs)
-        return cls(box_shape, **cfg)  # type: ignore[arg-type]
-
-    @property
-    def size(self) -> int:
-        return self.net.size
-
-    def forward(self, board: torch.Tensor, *, steps: int | None = None) -> torch.Tensor:
-        """Per-cell digit logits; arguments as in :meth:`IteratedSelfAttention.forward`."""
-        return self.net(board, steps)
 
 
 class ObjectViT(nn.Module):

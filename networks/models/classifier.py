@@ -7,9 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from kuramoto.couplings.image import Attention, Conv
-from kuramoto.frequencies import RotationPairs
-
+from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import (
     FF,
     BNReLUConv2d,
@@ -19,7 +17,7 @@ from ..blocks import (
     _feature_map,
     _positive_int,
 )
-from ..layer import KuramotoLayer, initial_state
+from ..states import initial_state
 
 __all__ = ["AKOrNClassifier"]
 
@@ -93,8 +91,7 @@ class AKOrNClassifier(nn.Module):
             raise ValueError(f"width: must be a multiple of n={n}, got {width}")
         couplings = _per_block(coupling, depth, "coupling", str)
         for cp in couplings:
-            if cp not in ("conv", "attn"):
-                raise ValueError(f"coupling: expected 'conv' or 'attn' per block, got {cp!r}")
+            check_coupling_name(cp)
         kernels = _per_block(kernel_sizes, depth, "kernel_sizes", int)
         if gta and "attn" in couplings:
             if image_size is None:
@@ -115,18 +112,14 @@ class AKOrNClassifier(nn.Module):
         for i, ch in enumerate(self.widths):
             if i > 0:
                 self.transitions.append(nn.Conv2d(self.widths[i - 1], ch, 3, 2, 1))
-            if couplings[i] == "attn":
-                grid = None
-                if gta:
-                    side = image_size // 2 ** i  # type: ignore[operator]
-                    grid = (side, side)
-                J: nn.Module = Attention(ch, n, heads=heads, gta=gta, grid=grid)
-            else:
-                J = Conv(ch, n, kernels[i])
-            om = None if omega is None else RotationPairs(n, None if global_omega else ch // n, spatial_dims=2,
-                                                          init_omega=float(omega), learnable=learn_omega)
-            self.layers.append(KuramotoLayer(J, n, ch, omega=om, stimulus_norm=stimulus_norm, steps=steps,
-                                             gamma=gamma))
+            grid = None
+            if gta and couplings[i] == "attn":
+                side = image_size // 2 ** i  # type: ignore[operator]
+                grid = (side, side)
+            self.layers.append(kuramoto_block(
+                couplings[i], ch, n, omega=omega, learn_omega=learn_omega, global_omega=global_omega,
+                coupling_options={"kernel_size": kernels[i], "heads": heads, "gta": gta, "grid": grid},
+                stimulus_norm=stimulus_norm, steps=steps, gamma=gamma))
             self.readouts.append(nn.Sequential(
                 ReadOut(ch, ch, group=readout_group, kernel_size=readout_kernel, padding=pad),
                 ResBlock(FF(ch, ch, hidden=ch, kernel_size=readout_kernel, padding=pad, norm=norm)),

@@ -7,9 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from kuramoto.couplings.image import Attention, Conv
-from kuramoto.frequencies import RotationPairs
-
+from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import (
     PositionalEmbedding2d,
     ReadOut,
@@ -18,7 +16,6 @@ from ..blocks import (
     _positive_int,
     _standard_normal_like,
 )
-from ..layer import KuramotoLayer
 
 __all__ = ["ObjectAKOrN"]
 
@@ -88,8 +85,7 @@ class ObjectAKOrN(nn.Module):
             raise ValueError(f"patch_size: must divide image_size={image_size}, got {patch_size}")
         if width % n:
             raise ValueError(f"width: must be a multiple of n={n}, got {width}")
-        if coupling not in ("attn", "conv"):
-            raise ValueError(f"coupling: expected 'attn' or 'conv', got {coupling!r}")
+        check_coupling_name(coupling)
         if pool not in ("max", "avg"):
             raise ValueError(f"pool: expected 'max' or 'avg', got {pool!r}")
         if omega is not None and n % 2:
@@ -111,16 +107,12 @@ class ObjectAKOrN(nn.Module):
         self.layers = nn.ModuleList()
         self.readouts = nn.ModuleList()
         self.x_maps = nn.ModuleList()
+        options = {"kernel_size": kernel_size, "heads": heads, "gta": gta, "grid": (grid, grid) if gta else None}
         for i in range(depth):
-            if coupling == "attn":
-                J: nn.Module = Attention(width, n, heads=heads, gta=gta, grid=(grid, grid) if gta else None)
-            else:
-                J = Conv(width, n, kernel_size)
-            om = None if omega is None else RotationPairs(n, None if global_omega else width // n, spatial_dims=2,
-                                                          init_omega=float(omega), learnable=learn_omega)
-            self.layers.append(KuramotoLayer(J, n, width, omega=om, stimulus_norm=stimulus_norm, steps=steps,
-                                             gamma=gamma, project=project,
-                                             legacy_identity_omega=legacy_identity_omega))
+            self.layers.append(kuramoto_block(coupling, width, n, omega=omega, learn_omega=learn_omega,
+                                              global_omega=global_omega, coupling_options=options,
+                                              stimulus_norm=stimulus_norm, steps=steps, gamma=gamma, project=project,
+                                              legacy_identity_omega=legacy_identity_omega))
             self.readouts.append(ReadOut(width, width, group=n, kernel_size=1) if readout else nn.Identity())
             if i < depth - 1:
                 self.x_maps.append(nn.Conv2d(width, width, 1) if readout_x else nn.Identity())

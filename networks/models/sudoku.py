@@ -13,11 +13,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from kuramoto.couplings.image import Attention, Conv
-from kuramoto.frequencies import RotationPairs
-
+from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import FF, ReadOut, ResBlock, _normalize_groups, _positive_int
-from ..layer import KuramotoLayer
 from ..layer import initial_state as layer_initial_state
 
 __all__ = ["SudokuAKOrN", "board_digits", "check_box_shape"]
@@ -119,8 +116,11 @@ class SudokuAKOrN(nn.Module):
         learn_omega: train ω (True).
         global_omega: one ω per layer (True) or one per channel pair.
         nl: non-linear readout tail (True).
-        fixed_noise: start blank cells from one fixed noise tensor (seed 42, shared by the
-            batch) instead of fresh noise; the official deterministic option.
+        fixed_noise: start blank cells from fixed noise instead of fresh noise, exactly as the
+            official deterministic option: every forward draws one ``[B, C, S, S]`` standard
+            normal tensor from a new CPU generator seeded 42 (in the default dtype) and item ``b``
+            takes slice ``b``, so items of a batch get different noise and an item's noise
+            depends on its position (:meth:`fixed_noise_like`).
 
     Paper values: width 512, n 4, L 1, T 16 (eval 128), 8 heads, Ω init 0.5 learned, γ learned
     from 1, Adam 1e-3.
@@ -140,23 +140,19 @@ class SudokuAKOrN(nn.Module):
         _positive_int(n, "n", minimum=2)
         if width % n:
             raise ValueError(f"width: must be a multiple of n={n}, got {width}")
-        if coupling not in ("attn", "conv"):
-            raise ValueError(f"coupling: expected 'attn' or 'conv', got {coupling!r}")
+        check_coupling_name(coupling)
         if omega is not None and n % 2:
             raise ValueError(f"omega: the rotation Ω needs an even n, got n={n}; pass omega=None")
         self.width, self.n, self.depth, self.steps = width, n, depth, steps
         self.embed = nn.Embedding(s + 1, width)
         self.layers = nn.ModuleList()
         self.readouts = nn.ModuleList()
+        options = {"kernel_size": kernel_size, "heads": heads, "gta": gta, "grid": (s, s) if gta else None}
         for _ in range(depth):
-            if coupling == "attn":
-                J: nn.Module = Attention(width, n, heads=heads, gta=gta, grid=(s, s) if gta else None)
-            else:
-                J = Conv(width, n, kernel_size)
-            om = None if omega is None else RotationPairs(n, None if global_omega else width // n, spatial_dims=2,
-                                                          init_omega=float(omega), learnable=learn_omega)
-            self.layers.append(KuramotoLayer(J, n, width, omega=om, stimulus_norm="none", steps=steps, gamma=gamma,
-                                             learn_gamma=learn_gamma, gamma_max=gamma_max, method=method))
+            self.layers.append(kuramoto_block(coupling, width, n, omega=omega, learn_omega=learn_omega,
+                                              global_omega=global_omega, coupling_options=options, stimulus_norm="none",
+                                              steps=steps, gamma=gamma, learn_gamma=learn_gamma, gamma_max=gamma_max,
+                                              method=method))
             tail: list[nn.Module] = [ReadOut(width, width, group=n, kernel_size=1)]
             if nl:
                 tail += [ResBlock(FF(width, width, hidden=width, kernel_size=1, norm="none")), nn.ReLU(),
@@ -164,11 +160,6 @@ class SudokuAKOrN(nn.Module):
             self.readouts.append(nn.Sequential(*tail))
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(width, s, 1))
         self.fixed_noise = bool(fixed_noise)
-        if self.fixed_noise:
-            g = torch.Generator().manual_seed(42)
-            self.register_buffer("noise", torch.randn(1, width, s, s, generator=g), persistent=False)
-        else:
-            self.register_buffer("noise", None, persistent=False)
 
     @classmethod
     def tiny(cls, box_shape: tuple[int, int] = (3, 3), **kwargs: object) -> SudokuAKOrN:
@@ -203,10 +194,19 @@ class SudokuAKOrN(nn.Module):
         c, given = self.stimulus(board)
         return self._initial_state(c, given, generator)
 
+    @staticmethod
+    def fixed_noise_like(c: torch.Tensor) -> torch.Tensor:
+        """The official fixed noise for a stimulus ``c`` ``[B, C, S, S]``: one standard normal draw of
+        ``c``'s shape from a fresh CPU generator seeded 42, in the default dtype (as the official
+        ``torch.randn(*c.shape, generator=...manual_seed(42))``), then moved to ``c``'s device and
+        dtype. Item ``b`` of the batch gets slice ``b`` of that draw."""
+        g = torch.Generator(device="cpu").manual_seed(42)
+        return torch.randn(c.shape, generator=g).to(device=c.device, dtype=c.dtype)
+
     def _initial_state(self, c: torch.Tensor, given: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-        if self.noise is None:
+        if not self.fixed_noise:
             return layer_initial_state(c, self.n, "given", given_mask=given, generator=generator)
-        return _normalize_groups(torch.where(given, c, self.noise.to(c.dtype)), self.n)
+        return _normalize_groups(torch.where(given, c, self.fixed_noise_like(c)), self.n)
 
     def forward(self, board: torch.Tensor, *, steps: int | None = None, generator: torch.Generator | None = None,
                 return_energy: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:

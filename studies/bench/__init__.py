@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from studies.cache import atomic_path
+
 __all__ = ["SUITES", "flatten", "main", "timeit"]
 
 SUITES = {
@@ -85,10 +87,8 @@ def _environment() -> dict[str, str]:
 
 def write_results(results: dict[str, Any], out: Path) -> tuple[Path, Path]:
     """Write ``bench.json`` and ``bench.h5`` (metric → value) atomically into ``out``."""
-    import numpy as np
+    import numpy as np  # `akorn bench --help` stays light: numpy and xarray load only to write
     import xarray as xr
-
-    from studies.cache import atomic_path
 
     out.mkdir(parents=True, exist_ok=True)
     env = _environment()

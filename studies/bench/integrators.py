@@ -35,7 +35,6 @@ import math
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,13 +46,13 @@ import torch
 import kuramoto as ku
 from integrators import Compiled, solve, step_fixed
 from studies.bench.memory import peak_bytes, reset_peak, rss_bytes
-from studies.cache import atomic_path, default_cache_dir
+from studies.bench.pypi_kuramoto import pypi_kuramoto_dir, run_pypi_kuramoto, subprocess_env
+from studies.cache import atomic_path
 
 __all__ = ["run"]
 
 SECTIONS = ("classic", "large", "dopri", "train")
 _REPO = Path(__file__).resolve().parents[2]
-_PYPI_SPEC = "kuramoto==0.4.0"
 # inductor's C++ wrapper: fewer Python calls per compiled step (0.21 → 0.14 ms at N = 100)
 _COMPILE_OPTIONS = {"cpp_wrapper": True}
 
@@ -76,69 +75,16 @@ def _timed() -> Iterator[_Clock]:
         clock.wall, clock.cpu = time.perf_counter() - w0, time.process_time() - c0
 
 
-def _env() -> dict[str, str]:
-    return dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
 
 
 # --------------------------------------------------------------------------------------------
 # classic: toolkit vs the PyPI package
 
 
-def pypi_kuramoto_dir(cache: Path | None = None) -> Path:
-    """Install the PyPI ``kuramoto`` 0.4.0 into ``<cache>/kuramoto-0.4.0`` (once) and return the folder.
-
-    It is never installed into the environment (it would shadow this toolkit's ``kuramoto``).
-    """
-    target = (cache or default_cache_dir()) / "kuramoto-0.4.0"
-    if not (target / "kuramoto" / "kuramoto.py").is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".kuramoto-0.4.0.", dir=target.parent))
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(tmp), _PYPI_SPEC]
-        res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if res.returncode != 0:
-            raise RuntimeError(f"could not install {_PYPI_SPEC} into {tmp}:\n{res.stderr[-2000:]}")
-        if target.exists():  # a concurrent install finished first
-            subprocess.run(["rm", "-rf", str(tmp)], check=False)
-        else:
-            os.replace(tmp, target)
-    return target
 
 
-_PYPI_SCRIPT = r"""
-import json, sys, time
-target, inp, out = sys.argv[1:4]
-sys.path.insert(0, target)
-import numpy as np
-import kuramoto
-if kuramoto.__version__ != "0.4.0" or not kuramoto.__file__.startswith(target):
-    raise SystemExit(f"imported the wrong kuramoto: {kuramoto.__file__} {kuramoto.__version__}")
-d = np.load(inp)
-N = len(d["omega"])
-model = kuramoto.Kuramoto(coupling=float(d["K"]), dt=float(d["dt"]), T=float(d["T"]), natfreqs=d["omega"])
-adj = np.ones((N, N)) - np.eye(N)
-w0, c0 = time.perf_counter(), time.process_time()
-act = model.run(adj_mat=adj, angles_vec=d["theta0"].copy())
-wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-np.save(out, np.abs(np.exp(1j * act).mean(axis=0)))
-print(json.dumps({"wall": wall, "cpu": cpu, "outputs": int(act.shape[1])}))
-"""
 
 
-def _run_pypi(target: Path, omega: np.ndarray, theta0: np.ndarray, K: float, T: float, dt: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-kuramoto-") as tmp:
-        tmp_path = Path(tmp)
-        script, inp, out = tmp_path / "run_pypi.py", tmp_path / "input.npz", tmp_path / "r.npy"
-        script.write_text(_PYPI_SCRIPT)
-        np.savez(inp, omega=omega, theta0=theta0, K=K, T=T, dt=dt)
-        env = _env()
-        env.pop("PYTHONPATH", None)
-        res = subprocess.run([sys.executable, str(script), str(target), str(inp), str(out)], capture_output=True,
-                             text=True, cwd=tmp, env=env, check=False)
-        if res.returncode != 0:
-            raise RuntimeError(f"the PyPI kuramoto run failed:\n{res.stderr[-3000:]}")
-        info = json.loads(res.stdout.strip().splitlines()[-1])
-        info["r"] = np.load(out)
-    return info
 
 
 def _classic(N: int, K: float, T: float, dt: float, method: str, seed: int, target: Path,
@@ -149,7 +95,7 @@ def _classic(N: int, K: float, T: float, dt: float, method: str, seed: int, targ
     t = np.linspace(0, T, int(T / dt))  # the PyPI package's output grid (spacing T/(len-1), not dt)
     # PyPI: dθ_i/dt = ω_i + K/(N−1) Σ_{j≠i} sin(θ_j − θ_i); MeanField is K'/N Σ_j (self-term vanishes).
     coupling = K * N / (N - 1)
-    theirs = _run_pypi(target, omega.numpy(), theta0.numpy(), K, T, dt)
+    theirs = run_pypi_kuramoto(target, omega.numpy(), theta0.numpy(), K, T, dt)
 
     field = ku.KuramotoField(ku.MeanField(coupling), omega=ku.Frequencies(omega))
     x0 = ku.from_phases(theta0)
@@ -381,7 +327,7 @@ def _train_case(spec_json: str) -> None:
 
 
 def _train_subprocess(spec: dict[str, Any]) -> dict[str, float]:
-    env = _env()
+    env = subprocess_env()
     if spec["what"] == "memory":
         # A fixed mmap threshold makes glibc return large freed blocks to the OS, so the resident
         # set tracks live tensors (with the default dynamic threshold, freed 4 MB blocks stay in

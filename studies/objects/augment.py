@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from kuramoto.checks import is_int
+
 __all__ = [
     "GRAY_WEIGHTS",
     "SimCLRAugment",
@@ -229,7 +231,7 @@ class SimCLRAugment:
     def __post_init__(self) -> None:
         if self.size is not None:
             size = tuple(self.size)
-            if len(size) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in size):
+            if len(size) != 2 or not all(is_int(s) and s >= 1 for s in size):
                 raise ValueError(f"size: expected None or (H, W) positive ints, got {self.size!r}")
             object.__setattr__(self, "size", size)
         for name, lo_min, hi_max in (("scale", 0.0, 1.0), ("ratio", 0.0, math.inf)):

@@ -25,33 +25,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 import xarray as xr
 from torch import nn
+from tqdm import tqdm
 
-from studies.objects.data import SceneData
+from kuramoto.checks import check_int, is_int
+from networks.models import ObjectAKOrN, ObjectViT
+from studies import storage
+from studies.objects.config import Config, check_run_config, eval_path, run_dir
+from studies.objects.data import load_scenes
 from studies.objects.metrics import cluster_features, fg_ari, mbo, summarize, uptile
-from studies.objects.study import Config, eval_path
+from studies.objects.models import MODEL_NAMES, build_model  # noqa: F401 (MODEL_NAMES: re-exported)
+from studies.objects.scenes import SceneData
+from studies.protocol import Outcome
+from studies.rundir import CHECKPOINT_NAME
+from studies.training import load_model_weights, seed_everything
 
-__all__ = ["MODEL_NAMES", "evaluate", "evaluate_run", "extract_features", "pca_colours", "predict_masks",
-           "summary_text"]
+__all__ = ["MODEL_NAMES", "eval_command", "evaluate", "evaluate_run", "extract_features", "pca_colours",
+           "predict_masks"]
 
-#: Display names of the ``model`` config values.
-MODEL_NAMES = {"akorn": "AKOrN", "itrsa": "ItrSA", "vit": "ViT"}
 
 
 def _is_akorn(model: nn.Module) -> bool:
-    from networks.models import ObjectAKOrN
-
     return isinstance(model, ObjectAKOrN)
 
 
 def _check_model(model: Any) -> nn.Module:
-    from networks.models import ObjectAKOrN, ObjectViT
-
     if not isinstance(model, (ObjectAKOrN, ObjectViT)):
         raise TypeError(f"model: expected an ObjectAKOrN or ObjectViT, got {type(model).__name__}")
     return model
@@ -82,7 +85,7 @@ def extract_features(model: nn.Module, images: torch.Tensor, *, steps: int | Non
     model = _check_model(model)
     if not isinstance(images, torch.Tensor) or images.ndim != 4:
         raise ValueError(f"images: expected a tensor [M, 3, H, W], got {getattr(images, 'shape', type(images))}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     device = next(model.parameters()).device
     fn = _feature_fn(model, steps, generator)
@@ -177,23 +180,45 @@ def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
     Returns:
         The Dataset described in :func:`evaluate_run` (without file attributes).
     """
-    from tqdm import tqdm
-
     model = _check_model(model)
     if not isinstance(scenes, SceneData):
         raise TypeError(f"scenes: expected a SceneData, got {type(scenes).__name__}")
     for name, value in (("clusters", clusters), ("num_examples", num_examples), ("batch_size", batch_size),
                         ("uptile_r", uptile_r)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        check_int(value, name, minimum=1)
     if len(scenes) == 0:
         raise ValueError("scenes: no test scenes")
     model.eval()
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(int(seed))
-    akorn = _is_akorn(model)
+    e = min(num_examples, len(scenes))
+    seg = _segment(model, scenes, clusters=clusters, pca_dim=pca_dim, uptile_r=uptile_r, steps=steps,
+                   batch_size=batch_size, examples=e, generator=g, progress=progress)
+    ds = _scores_dataset(scenes, seg, e)
+    ds.attrs.update({"clusters": int(clusters), "pca_dim": -1 if pca_dim is None else int(pca_dim),
+                     "uptile": int(uptile_r), "eval_seed": int(seed), "dataset_name": scenes.name,
+                     "model_class": type(model).__name__})
+    return ds
+
+
+class _Segmented(NamedTuple):
+    """What segmenting the test scenes gives: predicted masks, AKOrN's per-step FG-ARI and the examples'
+    features and oscillator states."""
+
+    preds: np.ndarray
+    step_ari: np.ndarray | None
+    features: torch.Tensor
+    states: torch.Tensor | None
+
+
+def _segment(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int | None, uptile_r: int,
+             steps: int | None, batch_size: int, examples: int, generator: torch.Generator,
+             progress: bool) -> _Segmented:
+    """Cluster every scene's features (and, for AKOrN, its oscillator states at every step) into masks."""
+    device = next(model.parameters()).device
+    g, e, akorn = generator, examples, _is_akorn(model)
     size = scenes.image_size
-    m, e = len(scenes), min(num_examples, len(scenes))
+    m = len(scenes)
     images = torch.from_numpy(scenes.images)
     masks = scenes.masks
     preds = np.empty((m, *size), np.int16)
@@ -224,19 +249,34 @@ def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
             preds[lo:hi] = cluster_features(feats, clusters, pca_dim, image_size=size)
             if lo < e:
                 ex_feats.append(feats[:e - lo])
+    states_e = torch.cat(ex_states, dim=1) if akorn and step_ari is not None else None
+    return _Segmented(preds, step_ari, torch.cat(ex_feats, dim=0), states_e)
+
+
+#: What a NaN score means (attributes of the result variables).
+_NO_OBJECTS = "NaN: an image without foreground objects (left out of the means)"
+_NO_IMAGE = "NaN: no image with foreground objects to average over"
+
+
+def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int) -> xr.Dataset:
+    """FG-ARI and MBO per image with their summaries, the examples, and AKOrN's per-step views."""
+    preds, step_ari, feats_e, masks = seg.preds, seg.step_ari, seg.features, scenes.masks
+    m = len(scenes)
     ari, overlap = fg_ari(masks, preds), mbo(masks, preds)
     sa, so = summarize(ari), summarize(overlap)
-    feats_e = torch.cat(ex_feats, dim=0)
     one = {"units": "1"}
+    empty, none = {"comment": _NO_OBJECTS}, {"comment": _NO_IMAGE}
     data_vars: dict[str, Any] = {
-        "fg_ari": ("image", ari, {"long_name": "foreground adjusted Rand index of the predicted masks", **one}),
-        "mbo": ("image", overlap, {"long_name": "mean best overlap (IoU) of the ground-truth objects", **one}),
+        "fg_ari": ("image", ari, {"long_name": "foreground adjusted Rand index of the predicted masks", **one,
+                                  **empty}),
+        "mbo": ("image", overlap, {"long_name": "mean best overlap (IoU) of the ground-truth objects", **one,
+                                   **empty}),
         "num_objects": ("image", scenes.num_objects.astype(np.int64), {"long_name": "objects in the ground truth",
                                                                         **one}),
-        "fg_ari_mean": ((), sa.mean, {"long_name": "FG-ARI, mean over images with objects", **one}),
-        "fg_ari_std": ((), sa.std, {"long_name": "FG-ARI, standard deviation over images", **one}),
-        "mbo_mean": ((), so.mean, {"long_name": "MBO, mean over images with objects", **one}),
-        "mbo_std": ((), so.std, {"long_name": "MBO, standard deviation over images", **one}),
+        "fg_ari_mean": ((), sa.mean, {"long_name": "FG-ARI, mean over images with objects", **one, **none}),
+        "fg_ari_std": ((), sa.std, {"long_name": "FG-ARI, standard deviation over images", **one, **none}),
+        "mbo_mean": ((), so.mean, {"long_name": "MBO, mean over images with objects", **one, **none}),
+        "mbo_std": ((), so.std, {"long_name": "MBO, standard deviation over images", **one, **none}),
         "images_scored": ((), np.int64(sa.count), {"long_name": "images with at least one foreground pixel", **one}),
         "example_index": ("example", np.arange(e, dtype=np.int64), {"long_name": "index of the example in the test set",
                                                                     **one}),
@@ -254,25 +294,23 @@ def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
         "image": ("image", np.arange(m, dtype=np.int64), {"long_name": "test scene index", **one}),
         "channel": ("channel", np.array(["red", "green", "blue"]), {"long_name": "colour channel"}),
     }
-    if akorn and step_ari is not None:
-        states_e = torch.cat(ex_states, dim=1)                                   # [T+1, E, C, h, w]
+    if seg.states is not None and step_ari is not None:
+        states_e = seg.states                                                    # [T+1, E, C, h, w]
         coords["step"] = ("step", np.arange(step_ari.shape[0], dtype=np.int64),
                           {"long_name": "Kuramoto step t of the last block", **one})
         data_vars["fg_ari_by_step"] = (("step", "image"), step_ari,
                                        {"long_name": "FG-ARI of clustering the oscillator states x_t of the last "
-                                                     "block", **one})
+                                                     "block", **one, **empty})
         data_vars["state_rgb"] = (("example", "step", "ty", "tx", "channel"), pca_colours(states_e),
                                   {"long_name": "oscillator states shown as RGB: per-image 3-D PCA of x_T, every "
                                                 "step projected on it", **one})
-    ds = xr.Dataset(data_vars, coords=coords)
-    ds.attrs.update({"clusters": int(clusters), "pca_dim": -1 if pca_dim is None else int(pca_dim),
-                     "uptile": int(uptile_r), "eval_seed": int(seed), "dataset_name": scenes.name,
-                     "model_class": type(model).__name__})
-    return ds
+    return xr.Dataset(data_vars, coords=coords)
+
+
 
 
 def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True, device: str = "auto") -> xr.Dataset:
-    """Evaluate the EMA weights of a trained run and write :func:`~studies.objects.study.eval_path` atomically.
+    """Evaluate the EMA weights of a trained run and write :func:`~studies.objects.config.eval_path` atomically.
 
     Dataset (dims ``image`` = test scenes, ``example`` = the first ``num_examples`` scenes,
     ``step`` = Kuramoto steps 0..T (AKOrN only), ``y, x`` = image pixels, ``fy, fx`` = the
@@ -298,10 +336,6 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     Raises:
         FileNotFoundError: the directory holds no checkpoint.
     """
-    from studies import storage
-    from studies.objects.train import build_model, load_scenes
-    from studies.training import CHECKPOINT_NAME, load_model_weights
-
     cfg = config.resolved()
     directory = Path(directory)
     if not (directory / CHECKPOINT_NAME).is_file():
@@ -330,9 +364,6 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
 
 def _add_untrained(ds: xr.Dataset, cfg: Config, scenes: SceneData, device: torch.device) -> None:
     """Score the run's initial weights (rebuilt from its seed) with the same pipeline; adds ``untrained_*``."""
-    from studies.objects.train import build_model
-    from studies.training import seed_everything
-
     seed_everything(cfg.seed)                 # as train_run does before building the model
     initial = build_model(cfg).to(device).eval()
     g = torch.Generator(device=device).manual_seed(cfg.eval_seed)
@@ -343,11 +374,12 @@ def _add_untrained(ds: xr.Dataset, cfg: Config, scenes: SceneData, device: torch
                               ("mbo", mbo(scenes.masks, pred), "MBO")):
         summary = summarize(values)
         ds[f"untrained_{key}"] = ("image", values, {"long_name": f"{what} of the run's initial (untrained) weights",
-                                                    **one})
+                                                    **one, "comment": _NO_OBJECTS})
         ds[f"untrained_{key}_mean"] = ((), summary.mean, {"long_name": f"{what} of the initial weights, mean over "
-                                                                       f"images", **one})
+                                                                       f"images", **one, "comment": _NO_IMAGE})
         ds[f"untrained_{key}_std"] = ((), summary.std, {"long_name": f"{what} of the initial weights, standard "
-                                                                     f"deviation over images", **one})
+                                                                     f"deviation over images", **one,
+                                                        "comment": _NO_IMAGE})
 
 
 def _training_record(directory: Path) -> dict[str, Any]:
@@ -362,30 +394,9 @@ def _training_record(directory: Path) -> dict[str, Any]:
     return out
 
 
-def _epochs(n: int) -> str:
-    return f"{n} epoch" + ("" if n == 1 else "s")
-
-
-def summary_text(ds: xr.Dataset) -> str:
-    """FG-ARI and MBO in percent (mean ± std over images), and the binding curve for AKOrN."""
-    if not isinstance(ds, xr.Dataset) or "fg_ari" not in ds:
-        raise ValueError("ds: expected an objects evaluation Dataset with an 'fg_ari' variable")
-    a = ds.attrs
-    source = ("look-alike scenes" if int(a.get("look_alike", 0)) else "scenes")
-    model = MODEL_NAMES.get(str(a.get("model")), a.get("model_class", "?"))
-    head = (f"{model} on {a.get('dataset', a.get('dataset_name', '?'))} "
-            f"{source}, {int(ds['images_scored'])} test images, K={a.get('clusters')}, up-tiling x{a.get('uptile')}"
-            + (f", EMA weights after {_epochs(int(a['trained_epochs']))}" if "trained_epochs" in a else ""))
-
-    def pm(key: str) -> str:
-        return f"{100 * float(ds[key + '_mean']):.1f} ± {100 * float(ds[key + '_std']):.1f}"
-
-    lines = [head, f"FG-ARI {pm('fg_ari')}   MBO {pm('mbo')}   (percent, mean ± std over images)"]
-    if "untrained_fg_ari_mean" in ds:
-        lines.append(f"untrained (the run's initial weights): FG-ARI {pm('untrained_fg_ari')}   "
-                     f"MBO {pm('untrained_mbo')}")
-    if "fg_ari_by_step" in ds:
-        curve = np.nanmean(ds["fg_ari_by_step"].values, axis=1) * 100
-        lines.append("FG-ARI of clustering the oscillators x_t: " +
-                     ", ".join(f"t={t} {v:.1f}" for t, v in zip(ds["step"].values, curve)))
-    return "\n".join(lines)
+def eval_command(config: Config, args: Any) -> Outcome:
+    """``akorn objects eval``: evaluate the run directory of ``config`` under ``--out``."""
+    directory = run_dir(config, args.out)
+    check_run_config(config, directory, for_eval=True)
+    ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
+    return Outcome(dataset=ds, path=eval_path(config, directory))

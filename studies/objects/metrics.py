@@ -23,6 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kuramoto.checks import is_int
+
 __all__ = ["Summary", "cluster_features", "fg_ari", "mbo", "summarize", "uptile"]
 
 
@@ -254,16 +256,16 @@ def cluster_features(features: Any, k: int, pca_dim: int | None = 128,
     if features.ndim != 4:
         raise ValueError(f"features: expected [B, C, h, w], got shape {features.shape}")
     b, c, h, w = features.shape
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+    if not is_int(k):
         raise TypeError(f"k: expected an int, got {type(k).__name__}")
     if not 1 <= k <= h * w:
         raise ValueError(f"k: expected 1 <= k <= h * w = {h * w}, got {k}")
-    if pca_dim is not None and (isinstance(pca_dim, bool) or not isinstance(pca_dim, (int, np.integer))
+    if pca_dim is not None and (not is_int(pca_dim)
                                 or pca_dim < 1):
         raise ValueError(f"pca_dim: expected a positive int or None, got {pca_dim!r}")
     if image_size is not None:
         size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else tuple(image_size)
-        if len(size) != 2 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+        if len(size) != 2 or not all(is_int(s) and s >= 1
                                      for s in size):
             raise ValueError(f"image_size: expected a positive int or (H, W), got {image_size!r}")
     x = torch.from_numpy(features.astype(np.float64)).reshape(b, c, h * w).transpose(1, 2)   # [B, N, C]
@@ -320,13 +322,13 @@ def uptile(model_fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tenso
         raise ValueError(f"images: expected a float tensor [B, C, H, W], got shape {tuple(images.shape)} "
                          f"and dtype {images.dtype}")
     for name, v in (("r", r), ("patch", patch)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        if not is_int(v):
             raise TypeError(f"{name}: expected an int, got {type(v).__name__}")
     if r < 1:
         raise ValueError(f"r: expected r >= 1, got {r}")
     if patch < 1 or patch % r:
         raise ValueError(f"patch: expected a positive multiple of r = {r}, got {patch}")
-    if max_batch is not None and (isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1):
+    if max_batch is not None and (not is_int(max_batch) or max_batch < 1):
         raise ValueError(f"max_batch: expected a positive int or None, got {max_batch!r}")
     if r == 1:
         return _call(model_fn, images, images.shape[0])

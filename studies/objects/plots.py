@@ -6,18 +6,21 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
-__all__ = ["mask_colours", "plot_eval", "plot_training"]
+from studies.figures import check_result, new_figure, save_figure
+from studies.objects.config import MODEL_NAMES
+
+__all__ = ["mask_colours", "plot", "plot_eval", "plot_training", "summarize"]
 
 _BACKGROUND = np.array([0.12, 0.12, 0.12])
 _IGNORE = np.array([1.0, 1.0, 1.0])
 
 
 def _palette(count: int) -> np.ndarray:
-    import matplotlib
-
     tab = np.asarray(matplotlib.colormaps["tab10"].colors)
     extra = np.asarray(matplotlib.colormaps["Set3"].colors)
     colours = np.concatenate([tab, extra])
@@ -86,23 +89,24 @@ def plot_eval(ds: xr.Dataset, path: str | Path, *, max_examples: int = 6) -> Pat
     Returns:
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from studies.cache import atomic_path
-    from studies.objects.evaluate import summary_text
-
-    if not isinstance(ds, xr.Dataset) or "example_image" not in ds:
-        raise ValueError("ds: expected an objects evaluation Dataset with an 'example_image' variable")
+    check_result(ds, "example_image", "an objects evaluation")
     rows = int(min(ds.sizes["example"], max_examples))
     akorn = "state_rgb" in ds
     shown = _shown_steps(ds["step"].values) if akorn else []
     cols = 4 + len(shown)
     fig_width = max(1.55 * cols + 0.4, 9.0)
-    fig = Figure(figsize=(fig_width, 1.55 * rows + 3.4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((fig_width, 1.55 * rows + 3.4))
     outer = fig.add_gridspec(2, 1, height_ratios=[1.55 * rows, 2.5])
     grid = outer[0].subgridspec(rows, cols, wspace=0.04, hspace=0.04)
+    _plot_examples(fig, grid, ds, rows, shown)
+    _plot_scores(fig, outer[1], ds, akorn)
+    fig.suptitle("\n".join(textwrap.wrap(summarize(ds).split("\n")[0], width=int(13 * fig_width))), fontsize=10)
+    return save_figure(fig, path, dpi=110)
+
+
+def _plot_examples(fig: Any, grid: Any, ds: xr.Dataset, rows: int, shown: list[int]) -> None:
+    """One row per example: image, ground truth, prediction, features and the oscillators at a few steps."""
+    akorn = "state_rgb" in ds
     titles = ["image", "ground truth", "prediction", "features (PCA)"] + [f"oscillators t={t}" for t in shown]
     height, width = ds.sizes["y"], ds.sizes["x"]
     extent = (0, width, height, 0)   # every panel in image pixels, so outlines line up with coarse maps
@@ -130,7 +134,11 @@ def plot_eval(ds: xr.Dataset, path: str | Path, *, max_examples: int = 6) -> Pat
                 ax.text(0.02, 0.02, f"FG-ARI {100 * ari:.0f}" if np.isfinite(ari) else "no objects",
                         transform=ax.transAxes, fontsize=7, color="white", va="bottom",
                         bbox={"fc": "black", "alpha": 0.55, "lw": 0, "pad": 1.5})
-    bottom = outer[1].subgridspec(1, 2 if akorn else 1, wspace=0.15)
+
+
+def _plot_scores(fig: Any, area: Any, ds: xr.Dataset, akorn: bool) -> None:
+    """Histograms of the scores per image and, for AKOrN, the FG-ARI of the oscillators against the step."""
+    bottom = area.subgridspec(1, 2 if akorn else 1, wspace=0.15)
     ax_h = fig.add_subplot(bottom[0, 0])
     bins = np.linspace(-10, 100, 23)
     for key, label, colour in (("fg_ari", "FG-ARI", "tab:blue"), ("mbo", "MBO", "tab:orange")):
@@ -162,11 +170,6 @@ def plot_eval(ds: xr.Dataset, path: str | Path, *, max_examples: int = 6) -> Pat
         ax_s.set_title("binding: clustering the oscillators themselves at each step", fontsize=9)
         ax_s.legend(fontsize=7.5, loc="lower right")
         ax_s.grid(alpha=0.3)
-    fig.suptitle("\n".join(textwrap.wrap(summary_text(ds).split("\n")[0], width=int(13 * fig_width))), fontsize=10)
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
 
 
 def plot_training(history: xr.Dataset, path: str | Path, *, title: str = "",
@@ -183,16 +186,9 @@ def plot_training(history: xr.Dataset, path: str | Path, *, title: str = "",
     Returns:
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    from studies.cache import atomic_path
-
     if not isinstance(history, xr.Dataset) or "epoch_loss" not in history:
         raise ValueError("history: expected a Trainer history with an 'epoch_loss' variable")
-    fig = Figure(figsize=(13, 3.6), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((13, 3.6))
     ax_l, ax_a, ax_m = fig.subplots(1, 3)
     if steps_per_epoch is None:
         steps_per_epoch = _steps_per_epoch(history)
@@ -231,10 +227,7 @@ def plot_training(history: xr.Dataset, path: str | Path, *, title: str = "",
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title, fontsize=10.5)
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _steps_per_epoch(history: xr.Dataset) -> float:
@@ -242,3 +235,37 @@ def _steps_per_epoch(history: xr.Dataset) -> float:
     if history.sizes.get("step") and history.sizes.get("epoch"):
         return float(np.ceil(history["step"].values[-1] / history["epoch"].values[-1]))
     return 1.0
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
+def summarize(ds: xr.Dataset) -> str:
+    """FG-ARI and MBO in percent (mean ± std over images), and the binding curve for AKOrN."""
+    if not isinstance(ds, xr.Dataset) or "fg_ari" not in ds:
+        raise ValueError("ds: expected an objects evaluation Dataset with an 'fg_ari' variable")
+    a = ds.attrs
+    source = ("look-alike scenes" if int(a.get("look_alike", 0)) else "scenes")
+    model = MODEL_NAMES.get(str(a.get("model")), a.get("model_class", "?"))
+    head = (f"{model} on {a.get('dataset', a.get('dataset_name', '?'))} "
+            f"{source}, {int(ds['images_scored'])} test images, K={a.get('clusters')}, up-tiling x{a.get('uptile')}"
+            + (f", EMA weights after {_epochs(int(a['trained_epochs']))}" if "trained_epochs" in a else ""))
+
+    def pm(key: str) -> str:
+        return f"{100 * float(ds[key + '_mean']):.1f} ± {100 * float(ds[key + '_std']):.1f}"
+
+    lines = [head, f"FG-ARI {pm('fg_ari')}   MBO {pm('mbo')}   (percent, mean ± std over images)"]
+    if "untrained_fg_ari_mean" in ds:
+        lines.append(f"untrained (the run's initial weights): FG-ARI {pm('untrained_fg_ari')}   "
+                     f"MBO {pm('untrained_mbo')}")
+    if "fg_ari_by_step" in ds:
+        curve = np.nanmean(ds["fg_ari_by_step"].values, axis=1) * 100
+        lines.append("FG-ARI of clustering the oscillators x_t: " +
+                     ", ".join(f"t={t} {v:.1f}" for t, v in zip(ds["step"].values, curve)))
+    return "\n".join(lines)
+
+
+def plot(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write the evaluation figure of ``ds`` (:func:`plot_eval`)."""
+    return plot_eval(ds, path)

@@ -8,7 +8,7 @@ every rank computes the loss of the global batch and the averaged gradient equal
 single-process one.
 
 :func:`train_run` builds data, model and :class:`~studies.training.Trainer` from a
-:class:`~studies.objects.study.Config` and trains (or resumes) a run directory.
+:class:`~studies.objects.config.Config` and trains (or resumes) a run directory.
 """
 
 from __future__ import annotations
@@ -22,18 +22,20 @@ import torch.nn.functional as F
 import xarray as xr
 from torch import nn
 
+from kuramoto.checks import is_real
 from studies.objects.augment import SimCLRAugment
-from studies.objects.data import (
-    SceneData,
-    load_clevr,
-    load_clevrtex,
-    load_multi_dsprites,
-    load_tetrominoes,
-    make_scenes,
-)
-from studies.objects.study import CONFIG_NAME, Config
+from studies.objects.config import Config, check_run_config, run_dir
+from studies.objects.data import load_scenes
+from studies.objects.evaluate import MODEL_NAMES, evaluate_run, predict_masks
+from studies.objects.metrics import fg_ari, mbo
+from studies.objects.models import build_model
+from studies.objects.plots import plot_training
+from studies.objects.scenes import SceneData
+from studies.protocol import Outcome
+from studies.rundir import CONFIG_NAME, write_config
+from studies.training import TrainConfig, Trainer, seed_everything
 
-__all__ = ["SimCLRObjective", "build_model", "history_text", "info_nce", "load_scenes", "train_run"]
+__all__ = ["SimCLRObjective", "build_model", "history_text", "info_nce", "run", "train_command", "train_run"]
 
 
 def _simclr_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +45,7 @@ def _simclr_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tu
     if z1.ndim != 2 or z1.shape != z2.shape or z1.shape[0] < 1:
         raise ValueError(f"z1, z2: expected two embeddings [B, D] of the same shape, got {tuple(z1.shape)} and "
                          f"{tuple(z2.shape)}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+    if not is_real(temperature) or not temperature > 0:
         raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
     b = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2], dim=0), dim=1)
@@ -115,7 +117,7 @@ class SimCLRObjective:
     def __init__(self, augment: SimCLRAugment, temperature: float = 0.1, *, compile_step: bool = False) -> None:
         if not isinstance(augment, SimCLRAugment):
             raise TypeError(f"augment: expected a SimCLRAugment, got {type(augment).__name__}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature > 0:
+        if not is_real(temperature) or not temperature > 0:
             raise ValueError(f"temperature: expected a positive number, got {temperature!r}")
         self.augment, self.temperature, self.compile_step = augment, float(temperature), bool(compile_step)
         self._compiled: tuple[nn.Module, Any] | None = None
@@ -139,58 +141,8 @@ class SimCLRObjective:
         return loss, {"acc": acc}
 
 
-def build_model(config: Config) -> nn.Module:
-    """The network of ``config`` (fresh weights from torch's global generator)."""
-    from networks.models import ObjectAKOrN, ObjectViT
-
-    cfg = config.resolved()
-    common = dict(image_size=cfg.image_size, width=cfg.width, depth=cfg.depth, heads=cfg.heads,
-                  patch_size=cfg.patch_size)
-    if cfg.model == "akorn":
-        return ObjectAKOrN(**common, n=cfg.n, steps=cfg.steps, coupling=cfg.coupling, kernel_size=cfg.kernel_size,
-                           gta=cfg.gta, stimulus_norm=cfg.stimulus_norm,
-                           legacy_identity_omega=cfg.legacy_identity_omega)
-    return ObjectViT(**common, steps=cfg.steps if cfg.model == "itrsa" else 1)
-
-
-_LOADERS = {"tetrominoes": load_tetrominoes, "dsprites": load_multi_dsprites, "clevr": load_clevr}
-_SEED_OFFSET = {"train": 0, "test": 1, "monitor": 2}
-
-
-def load_scenes(config: Config, split: str) -> SceneData:
-    """Scenes of one split: ``"train"``, ``"test"`` or ``"monitor"`` (validation scenes).
-
-    Generated sets (no ``data_root``) use seed ``2·data_seed + {0, 1, 2}`` per split and the
-    resolved ``num_train`` / ``num_test`` / ``monitor_images``; published sets read the
-    ``train`` / ``test`` / ``val`` split and keep at most that many scenes.
-
-    Raises:
-        ValueError: unknown split, or the files do not give images of the dataset's size.
-    """
-    if split not in _SEED_OFFSET:
-        raise ValueError(f"split: expected one of {sorted(_SEED_OFFSET)}, got {split!r}")
-    cfg = config.resolved()
-    count = {"train": cfg.num_train, "test": cfg.num_test, "monitor": cfg.monitor_images}[split]
-    if cfg.data_root is None:
-        return make_scenes(cfg.dataset, int(count), seed=2 * cfg.data_seed + _SEED_OFFSET[split])
-    file_split = {"train": "train", "test": "test", "monitor": "val"}[split]
-    if cfg.dataset == "clevrtex":
-        scenes = load_clevrtex(cfg.data_root, file_split, imsize=cfg.image_size, limit=count)
-    else:
-        scenes = _LOADERS[cfg.dataset](cfg.data_root, file_split)
-        if count is not None and count < len(scenes):
-            scenes = scenes.subset(slice(0, count))
-    if scenes.image_size != (cfg.image_size, cfg.image_size):
-        raise ValueError(f"data_root: {cfg.dataset} images must be {cfg.image_size}x{cfg.image_size}, got "
-                         f"{scenes.image_size}")
-    return scenes
-
-
 def _monitor_fn(config: Config, scenes: SceneData):
     """``eval_fn(model)``: FG-ARI and MBO (means over the monitoring scenes)."""
-    from studies.objects.evaluate import predict_masks
-    from studies.objects.metrics import fg_ari, mbo
-
     cfg = config.resolved()
     images = torch.from_numpy(scenes.images)
 
@@ -225,10 +177,6 @@ def train_run(config: Config, directory: str | Path, *, progress: bool = True, d
         The trainer's history (``step`` and ``epoch`` variables; see
         :attr:`studies.training.Trainer.history`).
     """
-    from studies.cache import atomic_path
-    from studies.objects.plots import plot_training
-    from studies.training import TrainConfig, Trainer, seed_everything
-
     if not isinstance(config, Config):
         raise TypeError(f"config: expected an objects Config, got {type(config).__name__}")
     cfg = config.resolved()
@@ -252,8 +200,7 @@ def train_run(config: Config, directory: str | Path, *, progress: bool = True, d
     # the trainer sets up DDP under torchrun, so only after it exists is "rank 0" known
     trainer = Trainer(model, objective, train_data, train_cfg, out_dir=directory, progress=progress, **monitor)
     if trainer.ctx.is_main and not (directory / CONFIG_NAME).is_file():
-        with atomic_path(directory / CONFIG_NAME) as tmp:
-            tmp.write_text(config.to_json() + "\n")
+        write_config(directory, config)
     history = trainer.fit()
     history.attrs["steps_per_epoch"] = len(trainer.loader)
     if trainer.ctx.is_main:
@@ -263,8 +210,6 @@ def train_run(config: Config, directory: str | Path, *, progress: bool = True, d
 
 
 def _run_title(cfg: Config) -> str:
-    from studies.objects.evaluate import MODEL_NAMES
-
     name = MODEL_NAMES[cfg.model]
     steps = "" if cfg.model == "vit" else f", T={cfg.steps}"
     return f"{name} (C={cfg.width}, L={cfg.depth}{steps}, patch {cfg.patch_size}) on {cfg.dataset}, seed {cfg.seed}"
@@ -291,3 +236,29 @@ def history_text(history: xr.Dataset) -> str:
     lines.append(f"time per epoch: {np.mean(secs):.1f} s (mean over {secs.size} epochs)")
     return "\n".join(lines)
 
+
+
+def run(config: Config, *, out: str | Path = "results/objects", progress: bool = True, device: str = "auto",
+        compile_step: bool = False) -> xr.Dataset:
+    """Train (or resume) and evaluate; returns the evaluation Dataset (also written to its ``eval_path``).
+
+    Args:
+        config: the study config.
+        out: parent of the run directory (:func:`~studies.objects.config.run_dir`).
+        progress: show progress bars.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        compile_step: ``torch.compile`` the training forward pass.
+    """
+    directory = run_dir(config, out)
+    check_run_config(config, directory, for_eval=False)
+    train_run(config, directory, progress=progress, device=device, compile_step=compile_step)
+    return evaluate_run(config, directory, progress=progress, device=device)
+
+
+def train_command(config: Config, args: Any) -> Outcome:
+    """``akorn objects train``: train (or resume) the run directory of ``config`` under ``--out``."""
+    directory = run_dir(config, args.out)
+    check_run_config(config, directory, for_eval=False)
+    history = train_run(config, directory, progress=args.progress, device=args.device, compile_step=args.compile,
+                        num_workers=args.workers, checkpoint_every=args.checkpoint_every)
+    return Outcome(lines=[history_text(history), f"run: {directory}"])

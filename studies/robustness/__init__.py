@@ -1,8 +1,13 @@
 """Robustness and calibration of image classifiers (AKOrN vs. a convolutional baseline).
 
-Building blocks of the study of paper section 5.3 / Table 4:
+The study of paper section 5.3 / Table 4: ``akorn robustness train`` trains AKOrN, AKOrN^mix or
+the ConvNet baseline into a run directory, and ``akorn robustness eval`` attacks, corrupts and
+calibrates the trained classifiers into one Dataset with its figures.
 
-* :mod:`~studies.robustness.data`: Fashion-MNIST (Debian package ``dataset-fashion-mnist``),
+Its building blocks:
+
+* :mod:`~studies.robustness.data` (gathering images, files and shapes): Fashion-MNIST (Debian package
+  ``dataset-fashion-mnist``),
   a generated 10-class "textured shapes" set that needs no download, and a CIFAR-10 loader for
   the published python/binary files; all as :class:`ImageData` (float32 ``[N, 3, 32, 32]`` in
   [0, 1], int64 labels).
@@ -13,72 +18,26 @@ Building blocks of the study of paper section 5.3 / Table 4:
 * :mod:`~studies.robustness.metrics`: accuracy, expected calibration error, reliability
   diagrams (data and PNG plot), and softmax averaging over repeated passes of a stochastic model.
 * :mod:`~studies.robustness.train`, :mod:`~studies.robustness.evaluate`,
-  :mod:`~studies.robustness.plots` and the command :mod:`~studies.robustness.study`
-  (``akorn robustness train|eval``): training runs, the evaluation Dataset and its figures
+  :mod:`~studies.robustness.plots` and the command's config :mod:`~studies.robustness.config`
+  (``akorn robustness train|eval``, torch-free): training runs, the evaluation Dataset and its figures
   (the functions ``train``, ``evaluate`` and ``plot`` stay in their modules, whose names they
   would shadow here).
+
+Names are imported on first access, so that ``studies.robustness.config`` (all that ``--help``
+needs) loads without torch.
 """
 
-from .attacks import ATTACKS, autoattack, fgsm, no_attack, pgd_linf, random_sign_noise, robust_accuracy
-from .corruptions import CORRUPTIONS, SEVERITY_PARAMS, corrupt
-from .data import (
-    CIFAR10_CLASSES,
-    FASHION_MNIST_CLASSES,
-    TEXTURED_SHAPES_CLASSES,
-    ImageData,
-    load_cifar10,
-    load_fashion_mnist,
-    read_idx,
-    render_textured_shapes,
-    textured_shapes,
-)
-from .evaluate import RobustnessEvalConfig, evaluate_model
-from .metrics import (
-    ReliabilityDiagram,
-    accuracy,
-    ensemble_predict,
-    expected_calibration_error,
-    plot_reliability_diagram,
-    reliability_diagram,
-    to_probabilities,
-)
-from .plots import plot_reliability_diagrams, summarize
-from .train import RobustnessTrainConfig, RunError, augment, build_model, load_run
+from __future__ import annotations
 
-__all__ = [
-    "ATTACKS",
-    "CIFAR10_CLASSES",
-    "CORRUPTIONS",
-    "FASHION_MNIST_CLASSES",
-    "ImageData",
-    "ReliabilityDiagram",
-    "RobustnessEvalConfig",
-    "RobustnessTrainConfig",
-    "RunError",
-    "SEVERITY_PARAMS",
-    "TEXTURED_SHAPES_CLASSES",
-    "accuracy",
-    "augment",
-    "autoattack",
-    "build_model",
-    "corrupt",
-    "ensemble_predict",
-    "evaluate_model",
-    "expected_calibration_error",
-    "fgsm",
-    "load_cifar10",
-    "load_fashion_mnist",
-    "load_run",
-    "no_attack",
-    "pgd_linf",
-    "plot_reliability_diagram",
-    "plot_reliability_diagrams",
-    "random_sign_noise",
-    "read_idx",
-    "reliability_diagram",
-    "render_textured_shapes",
-    "robust_accuracy",
-    "summarize",
-    "textured_shapes",
-    "to_probabilities",
-]
+from studies.lazy import lazy_attributes
+
+__all__ = ["ATTACKS", "CIFAR10_CLASSES", "CORRUPTIONS", "FASHION_MNIST_CLASSES", "ImageData", "ReliabilityDiagram",
+           "RobustnessEvalConfig", "RobustnessTrainConfig", "RunError", "SEVERITY_PARAMS",
+           "TEXTURED_SHAPES_CLASSES", "accuracy", "augment", "autoattack", "build_model", "corrupt",
+           "ensemble_predict", "evaluate_model", "expected_calibration_error", "fgsm", "load_cifar10",
+           "load_fashion_mnist", "load_run", "no_attack", "pgd_linf", "plot_reliability_diagram",
+           "plot_reliability_diagrams", "random_sign_noise", "read_idx", "reliability_diagram",
+           "render_textured_shapes", "robust_accuracy", "summarize", "textured_shapes", "to_probabilities"]
+
+__getattr__ = lazy_attributes(__name__, "config images files shapes attacks corruptions metrics models train evaluate "
+                                        "results plots")

@@ -34,6 +34,9 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
+from kuramoto.checks import is_int, is_real
+from studies.robustness.metrics import ensemble_predict
+
 __all__ = [
     "ATTACKS",
     "TORCHATTACKS_VERSION",
@@ -95,7 +98,7 @@ def _check_xy(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_eps(eps: Any, name: str = "eps") -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+    if not is_real(eps):
         raise TypeError(f"{name}: expected a real number, got {type(eps).__name__}")
     eps = float(eps)
     if not math.isfinite(eps) or eps < 0:
@@ -104,7 +107,7 @@ def _check_eps(eps: Any, name: str = "eps") -> float:
 
 
 def _check_pos_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {value!r}")
     return value
 
@@ -137,7 +140,7 @@ def _seeded(seed: int | None) -> Iterator[None]:
 def _check_seed(seed: Any) -> int | None:
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed: expected None or an int >= 0, got {seed!r}")
     return seed
 
@@ -183,7 +186,7 @@ def random_sign_noise(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, 
     eps = _check_eps(eps)
     if eps == 0:
         return x.clone()
-    if generator is None or (isinstance(generator, int) and not isinstance(generator, bool)):
+    if generator is None or (is_int(generator)):
         generator = torch.Generator(device=x.device).manual_seed(0 if generator is None else int(generator))
     elif not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator, an int seed or None, got {type(generator).__name__}")
@@ -311,13 +314,13 @@ def autoattack(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: fl
         raise ValueError(f"version: expected one of {', '.join(_AUTOATTACK_VERSIONS)}, got {version!r}")
     if norm not in _AUTOATTACK_NORMS:
         raise ValueError(f"norm: expected one of {', '.join(_AUTOATTACK_NORMS)}, got {norm!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not is_int(seed) or seed < 0:
         raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
     if eps == 0:
         return x.clone()
     if n_classes is None:
         n_classes = _n_classes(model, x)
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 4:
+    if not is_int(n_classes) or n_classes < 4:
         raise ValueError(f"n_classes: AutoAttack's DLR losses compare the 4 largest logits, so it needs "
                          f"an int >= 4 classes, got {n_classes!r}")
     ta = _torchattacks()
@@ -378,8 +381,6 @@ def robust_accuracy(model: torch.nn.Module, data: Any, attack: str | Callable[..
     Returns:
         Robust accuracy in [0, 1].
     """
-    from .metrics import ensemble_predict
-
     _check_model(model)
     if isinstance(attack, str):
         if attack not in ATTACKS:

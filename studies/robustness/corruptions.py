@@ -31,6 +31,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from kuramoto.checks import is_int
+
 __all__ = [
     "CORRUPTIONS",
     "DEFAULT_SEED",
@@ -76,7 +78,7 @@ def _check_severity(severity: int) -> int:
 
 
 def _generator(generator: torch.Generator | int | None, device: torch.device) -> torch.Generator:
-    if generator is None or (isinstance(generator, int) and not isinstance(generator, bool)):
+    if generator is None or (is_int(generator)):
         seed = DEFAULT_SEED if generator is None else generator
         return torch.Generator(device=device).manual_seed(int(seed))
     if not isinstance(generator, torch.Generator):
@@ -95,47 +97,37 @@ def _finish(result: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
     return result.clamp_(0.0, 1.0).to(images.dtype)
 
 
-def gaussian_noise(images: torch.Tensor, severity: int,
-                   generator: torch.Generator | int | None = None) -> torch.Tensor:
-    """Additive Gaussian noise, independent per pixel and channel.
+def _corrupt_with(images: torch.Tensor, severity: int, name: str, op: Callable[..., torch.Tensor],
+                  generator: torch.Generator | int | None = None, *, random: bool = False) -> torch.Tensor:
+    """Check the arguments, then ``op(x, parameter, generator)`` on the images in working precision.
 
-    Args:
-        images: ``[..., C, H, W]`` floating tensor in [0, 1].
-        severity: 1..5 (0 = unchanged).
-        generator: random source (default: a generator seeded with ``DEFAULT_SEED``).
-
-    Returns:
-        The corrupted images, same shape/dtype/device, clamped to [0, 1].
+    Every corruption takes ``images`` ``[..., C, H, W]`` (floating, in [0, 1]), ``severity`` 1..5
+    (0 = unchanged) and ``generator`` (a ``torch.Generator``, an int seed, or ``None`` for one
+    seeded with ``DEFAULT_SEED``; unused by the deterministic ones), and returns the corrupted
+    images with the same shape, dtype and device, clamped to [0, 1].
     """
     _check_images(images)
     if _check_severity(severity) == 0:
         return images.detach().clone()
-    gen = _generator(generator, images.device)
+    gen = _generator(generator, images.device) if random else None
     x = _work(images)
-    sigma = SEVERITY_PARAMS["gaussian_noise"][severity - 1]
-    noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
-    return _finish(x + sigma * noise, images)
+    return _finish(op(x, SEVERITY_PARAMS[name][severity - 1], gen), images)
+
+
+def gaussian_noise(images: torch.Tensor, severity: int,
+                   generator: torch.Generator | int | None = None) -> torch.Tensor:
+    """Additive Gaussian noise, independent per pixel and channel (arguments: see :func:`_corrupt_with`)."""
+    def op(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
+        return x + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+    return _corrupt_with(images, severity, "gaussian_noise", op, generator, random=True)
 
 
 def shot_noise(images: torch.Tensor, severity: int,
                generator: torch.Generator | int | None = None) -> torch.Tensor:
-    """Poisson (photon-counting) noise: ``Poisson(lam * x) / lam``; brighter pixels get more noise.
-
-    Args:
-        images: ``[..., C, H, W]`` floating tensor in [0, 1].
-        severity: 1..5 (0 = unchanged).
-        generator: random source (default: a generator seeded with ``DEFAULT_SEED``).
-
-    Returns:
-        The corrupted images, same shape/dtype/device, clamped to [0, 1].
-    """
-    _check_images(images)
-    if _check_severity(severity) == 0:
-        return images.detach().clone()
-    gen = _generator(generator, images.device)
-    x = _work(images)
-    lam = SEVERITY_PARAMS["shot_noise"][severity - 1]
-    return _finish(torch.poisson(x * lam, generator=gen) / lam, images)
+    """Poisson (photon-counting) noise ``Poisson(lam * x) / lam``: brighter pixels get more noise."""
+    def op(x: torch.Tensor, lam: float, gen: torch.Generator) -> torch.Tensor:
+        return torch.poisson(x * lam, generator=gen) / lam
+    return _corrupt_with(images, severity, "shot_noise", op, generator, random=True)
 
 
 def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -145,51 +137,38 @@ def _gaussian_kernel(sigma: float, dtype: torch.dtype, device: torch.device) -> 
     return k / k.sum()
 
 
-def gaussian_blur(images: torch.Tensor, severity: int,
-                  generator: torch.Generator | int | None = None) -> torch.Tensor:
-    """Separable Gaussian blur of each channel (kernel radius ``ceil(3 sigma)``, replicated border).
-
-    Args:
-        images: ``[..., C, H, W]`` floating tensor in [0, 1].
-        severity: 1..5 (0 = unchanged).
-        generator: unused (deterministic corruption); accepted for a uniform signature.
-
-    Returns:
-        The blurred images, same shape/dtype/device, in [0, 1].
-    """
-    _check_images(images)
-    if _check_severity(severity) == 0:
-        return images.detach().clone()
-    x = _work(images)
-    sigma = SEVERITY_PARAMS["gaussian_blur"][severity - 1]
+def _blur(x: torch.Tensor, sigma: float, gen: None) -> torch.Tensor:
     k = _gaussian_kernel(sigma, x.dtype, x.device)
     r = (k.numel() - 1) // 2
     h, w = x.shape[-2:]
     flat = x.reshape(-1, 1, h, w)
     flat = F.conv2d(F.pad(flat, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
     flat = F.conv2d(F.pad(flat, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return _finish(flat.reshape(x.shape), images)
+    return flat.reshape(x.shape)
+
+
+def gaussian_blur(images: torch.Tensor, severity: int,
+                  generator: torch.Generator | int | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of each channel (kernel radius ``ceil(3 sigma)``, replicated border)."""
+    return _corrupt_with(images, severity, "gaussian_blur", _blur, generator)
+
+
+def _contrast(x: torch.Tensor, c: float, gen: None) -> torch.Tensor:
+    m = x.mean(dim=(-3, -2, -1), keepdim=True)
+    return (x - m) * c + m
 
 
 def contrast(images: torch.Tensor, severity: int,
              generator: torch.Generator | int | None = None) -> torch.Tensor:
-    """Reduce contrast towards each image's mean value: ``(x - m) * c + m``.
+    """Reduce contrast towards each image's mean value over C, H, W: ``(x - m) * c + m``."""
+    return _corrupt_with(images, severity, "contrast", _contrast, generator)
 
-    Args:
-        images: ``[..., C, H, W]`` floating tensor in [0, 1]; ``m`` is the mean over C, H, W.
-        severity: 1..5 (0 = unchanged).
-        generator: unused (deterministic corruption); accepted for a uniform signature.
 
-    Returns:
-        The corrupted images, same shape/dtype/device, in [0, 1].
-    """
-    _check_images(images)
-    if _check_severity(severity) == 0:
-        return images.detach().clone()
-    x = _work(images)
-    c = SEVERITY_PARAMS["contrast"][severity - 1]
-    m = x.mean(dim=(-3, -2, -1), keepdim=True)
-    return _finish((x - m) * c + m, images)
+def _brightness(x: torch.Tensor, b: float, gen: None) -> torch.Tensor:
+    v = x.amax(dim=-3, keepdim=True)
+    v_new = (v + b).clamp(max=1.0)
+    scaled = x * (v_new / v.clamp(min=torch.finfo(x.dtype).tiny))
+    return torch.where(v > 0, scaled, v_new.expand_as(x))
 
 
 def brightness(images: torch.Tensor, severity: int,
@@ -199,24 +178,8 @@ def brightness(images: torch.Tensor, severity: int,
     With ``V = max_c x_c`` the pixel's value, a colour of fixed hue and saturation scales
     linearly with ``V``, so the exact HSV operation is ``x * min(V + b, 1) / V``; black pixels
     (``V = 0``) become grey ``min(b, 1)``.
-
-    Args:
-        images: ``[..., C, H, W]`` floating tensor in [0, 1].
-        severity: 1..5 (0 = unchanged).
-        generator: unused (deterministic corruption); accepted for a uniform signature.
-
-    Returns:
-        The brightened images, same shape/dtype/device, in [0, 1].
     """
-    _check_images(images)
-    if _check_severity(severity) == 0:
-        return images.detach().clone()
-    x = _work(images)
-    b = SEVERITY_PARAMS["brightness"][severity - 1]
-    v = x.amax(dim=-3, keepdim=True)
-    v_new = (v + b).clamp(max=1.0)
-    scaled = x * (v_new / v.clamp(min=torch.finfo(x.dtype).tiny))
-    return _finish(torch.where(v > 0, scaled, v_new.expand_as(x)), images)
+    return _corrupt_with(images, severity, "brightness", _brightness, generator)
 
 
 CORRUPTIONS: dict[str, Callable[..., torch.Tensor]] = {

@@ -35,132 +35,43 @@ checkpoint's step, so a retrained model is evaluated afresh.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
-import math
 import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import xarray as xr
+from tqdm import tqdm
 
-from studies.config import ConfigError, StudyConfig, param
+from studies.cache import cache_key, read_arrays, write_arrays
+from studies.config import ConfigError
+from studies.protocol import Outcome
+from studies.robustness.attacks import autoattack, fgsm, pgd_linf, random_sign_noise
+from studies.robustness.config import (
+    _PARTS_DIR,
+    ATTACK_NAMES,
+    FILENAME,
+    RobustnessEvalConfig,
+    RunError,
+)
+from studies.robustness.corruptions import corrupt
+from studies.robustness.data import ImageData
+from studies.robustness.models import load_run
+from studies.robustness.plots import plot_reliability_diagrams
+from studies.robustness.results import _build_dataset, _model_arrays
+from studies.robustness.train import load_images
+from studies.storage import write_dataset
 
-from .attacks import autoattack, fgsm, pgd_linf, random_sign_noise
-from .corruptions import CORRUPTIONS, corrupt
-from .data import ImageData
-from .metrics import reliability_diagram
-from .train import RobustnessTrainConfig, RunError, load_images, load_run
-
-__all__ = ["ATTACK_NAMES", "PAPER_REFERENCE", "RobustnessEvalConfig", "evaluate", "evaluate_model",
-           "test_subset"]
-
-ATTACK_NAMES = ("random_sign", "fgsm", "pgd", "autoattack", "autoattack_rand")
-"""Attacks of the study, in the order they are run and stored."""
-
-PAPER_REFERENCE = {
-    "AKOrN^mix (paper, CIFAR-10)": {"clean": 0.9123, "autoattack": 0.5891, "ece": 0.013},
-    "ResNet-18 (paper, CIFAR-10)": {"clean": 0.9441, "autoattack": 0.0, "ece": 0.089},
-}
-"""The paper's Table 4 numbers (AKORN.md §7.5) as fractions, for context in summaries and plots."""
-
-_PARTS_DIR = "robustness-parts"
-_CORRUPTION_NAMES = tuple(CORRUPTIONS)
+__all__ = ["eval_command", "evaluate", "evaluate_model", "test_subset"]
 
 
-@dataclasses.dataclass(frozen=True)
-class RobustnessEvalConfig(StudyConfig):
-    """What ``akorn robustness eval`` measures (defaults: the quick preset).
 
-    The quick preset bounds the cost of the expensive parts for a small AKOrN on a 2-core
-    CPU: 2,000 test images for accuracy and calibration (4 random initial states each), 200
-    per corruption and severity, 200 for random noise and FGSM, 100 for PGD (ε = 4 and 8 /255,
-    20 steps, EoT over 4 initial states) and 32 for both AutoAttack versions at ε = 8/255. The
-    paper preset uses the whole test split for everything but PGD and AutoAttack (1,000 images
-    each).
-    """
 
-    study: ClassVar[str] = "robustness"
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "quick": {},
-        "paper": {"test_images": 10000, "passes": 16, "corruption_images": 10000, "attack_images": 10000,
-                  "pgd_images": 1000, "pgd_eps": (0.0, 1.0, 2.0, 4.0, 8.0, 16.0), "eot": 8,
-                  "autoattack_images": 1000, "autoattack_eps": (0.0, 4.0, 8.0),
-                  "autoattack_rand_eps": (0.0, 4.0, 8.0)},
-    }
-
-    test_images: int = param(2000, "test images for accuracy, calibration and the ensemble (a seeded random "
-                                   "subset of the test split; the other parts use its first images)")
-    passes: int = param(4, "random initial states per image (softmax-averaged for the ensemble; deterministic "
-                           "models are run once)")
-    n_bins: int = param(15, "equal-width confidence bins of the expected calibration error")
-    corruptions: tuple[Literal["gaussian_noise", "shot_noise", "gaussian_blur", "contrast", "brightness"], ...] = \
-        param(_CORRUPTION_NAMES, "corruptions, each at severities 1..5", metavar="NAME")
-    corruption_images: int = param(200, "images per corruption and severity")
-    attacks: tuple[Literal["random_sign", "fgsm", "pgd", "autoattack", "autoattack_rand"], ...] = param(
-        ATTACK_NAMES, "attacks to run: random-sign noise, FGSM, PGD with EoT, AutoAttack standard, AutoAttack rand "
-                      "(with EoT)", metavar="NAME")
-    attack_images: int = param(200, "images attacked with random-sign noise and FGSM")
-    random_sign_eps: tuple[float, ...] = param((0.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
-                                               "L∞ sizes of the random-sign noise", units="1/255", metavar="EPS")
-    fgsm_eps: tuple[float, ...] = param((0.0, 1.0, 2.0, 4.0, 8.0, 16.0), "L∞ radii of FGSM", units="1/255",
-                                        metavar="EPS")
-    pgd_images: int = param(100, "images attacked with PGD")
-    pgd_eps: tuple[float, ...] = param((0.0, 4.0, 8.0), "L∞ radii of PGD", units="1/255", metavar="EPS")
-    pgd_steps: int = param(20, "PGD iterations (step size ε/3, no random start)")
-    eot: int = param(4, "PGD on a stochastic model: forward/backward passes (random initial states) whose "
-                        "gradients are summed per step")
-    autoattack_images: int = param(32, "images attacked with either AutoAttack version")
-    autoattack_eps: tuple[float, ...] = param((0.0, 8.0), "L∞ radii of AutoAttack standard (APGD-CE, APGD-T, "
-                                                          "FAB-T, Square)", units="1/255", metavar="EPS")
-    autoattack_rand_eps: tuple[float, ...] = param((0.0, 8.0), "L∞ radii of AutoAttack rand (APGD-CE and "
-                                                               "APGD-DLR, 20 EoT passes each)", units="1/255",
-                                                   metavar="EPS")
-    batch_size: int = param(100, "images per forward pass and per attack batch")
-    seed: int = param(0, "seed of the test subset, the initial states, the corruptions and the attacks")
-    device: Literal["auto", "cpu", "cuda"] = param("auto", "evaluation device (auto: CUDA when available)")
-
-    def validate(self) -> None:
-        self._positive("test_images", "passes", "n_bins", "corruption_images", "attack_images", "pgd_images",
-                       "pgd_steps", "eot", "autoattack_images", "batch_size")
-        self._positive("seed", strict=False)
-        for name in ("corruption_images", "attack_images", "pgd_images", "autoattack_images"):
-            if getattr(self, name) > self.test_images:
-                raise ConfigError(name, f"the attacked and corrupted images are taken from the {self.test_images} "
-                                        f"test images (test_images), got {getattr(self, name)}")
-        for name in ("corruptions", "attacks"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ConfigError(name, f"expected distinct values, got {' '.join(values)}")
-        for name in ("random_sign_eps", "fgsm_eps", "pgd_eps", "autoattack_eps", "autoattack_rand_eps"):
-            values = getattr(self, name)
-            if len(set(values)) != len(values):
-                raise ConfigError(name, f"expected distinct values, got {values}")
-            for v in values:
-                if not 0.0 <= v <= 255.0:
-                    raise ConfigError(name, f"expected radii in [0, 255] (units of 1/255), got {v:g}")
-        if self.seed >= 2**31:
-            raise ConfigError("seed", f"expected a value below 2**31, got {self.seed}")
-
-    def eps_of(self, attack: str) -> tuple[float, ...]:
-        """The ε list (units of 1/255) of ``attack``."""
-        return getattr(self, f"{attack}_eps")
-
-    def images_of(self, attack: str) -> int:
-        """How many images ``attack`` is run on."""
-        return {"random_sign": self.attack_images, "fgsm": self.attack_images, "pgd": self.pgd_images,
-                "autoattack": self.autoattack_images, "autoattack_rand": self.autoattack_images}[attack]
-
-    @property
-    def ensemble_sizes(self) -> tuple[int, ...]:
-        """Ensemble sizes reported: powers of two up to ``passes``, and ``passes``."""
-        sizes = {2 ** i for i in range(int(math.log2(self.passes)) + 1)} | {self.passes}
-        return tuple(sorted(sizes))
 
 
 def _seed(*parts: Any) -> int:
@@ -196,8 +107,6 @@ class _Parts:
         self.path, self.key = path, key
         self.arrays: dict[str, np.ndarray] = {}
         if path is not None and path.is_file():
-            from studies.cache import read_arrays
-
             try:
                 arrays, attrs = read_arrays(path)
             except (ValueError, TypeError, KeyError, OSError):  # unreadable: recompute, it is only a cache
@@ -215,7 +124,6 @@ class _Parts:
         self.arrays[name] = np.asarray(value)
         self.arrays[f"{name}.seconds"] = np.asarray(seconds, dtype=np.float64)
         if self.path is not None:
-            from studies.cache import write_arrays
 
             write_arrays(self.path, self.arrays, {"key": self.key})
 
@@ -259,8 +167,6 @@ _PART_FIELDS = {
 
 
 def _part_key(config: RobustnessEvalConfig, part: tuple[str, ...], device: torch.device) -> str:
-    from studies.cache import cache_key
-
     kind = part[1] if part[0] == "attack" else part[0]
     fields = {name: getattr(config, name) for name in _PART_FIELDS[kind] + ("seed", "batch_size")}
     return ":".join(part) + "@" + cache_key({**fields, "device": device.type})[:10]
@@ -272,6 +178,68 @@ def _part_names(config: RobustnessEvalConfig) -> list[tuple[str, ...]]:
     parts += [("attack", attack, f"{eps:g}") for attack in ATTACK_NAMES if attack in config.attacks
               for eps in config.eps_of(attack)]
     return parts
+
+
+def _predict_seed(config: RobustnessEvalConfig, p: int, start: int) -> int:
+    return _seed(config.seed, "predict", p, start)
+
+
+def _run_part(part: tuple[str, ...], model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+              config: RobustnessEvalConfig, stochastic: bool, n_classes: int, device: torch.device) -> np.ndarray:
+    """One part of the evaluation: the clean passes, one corruption at one severity, or one attack at one ε."""
+    if part[0] == "clean":
+        return _clean(model, images, config, stochastic, n_classes, device)
+    if part[0] == "corruption":
+        return _corrupted(model, images, labels, config, part[1], int(part[2]), device)
+    result = _attacked(model, images, labels, config, part, stochastic, n_classes, device)
+    model.eval()  # torchattacks restores the mode it found; keep eval explicitly
+    return result
+
+
+def _clean(model: torch.nn.Module, images: torch.Tensor, config: RobustnessEvalConfig, stochastic: bool,
+           n_classes: int, device: torch.device) -> np.ndarray:
+    """Softmax probabilities ``[passes, N, n_classes]`` of the clean images."""
+    batch = config.batch_size
+    n_passes = config.passes if stochastic else 1
+    probs = np.empty((config.passes, len(images), n_classes), dtype=np.float32)
+    for p in range(n_passes):
+        for start in range(0, len(images), batch):
+            probs[p, start:start + batch] = _predict(model, images[start:start + batch],
+                                                     _predict_seed(config, p, start), device).numpy()
+    probs[n_passes:] = probs[0]  # a deterministic model: further passes are copies
+    return probs
+
+
+def _corrupted(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: RobustnessEvalConfig,
+               corruption: str, severity: int, device: torch.device) -> np.ndarray:
+    """Correctness ``[corruption_images]`` under one corruption at one severity."""
+    batch = config.batch_size
+    generator = torch.Generator().manual_seed(_seed(config.seed, "corrupt", corruption, severity))
+    n = config.corruption_images
+    result = np.empty(n, dtype=np.int8)
+    for start in range(0, n, batch):
+        x = corrupt(images[start:min(start + batch, n)], corruption, severity, generator=generator)
+        pred = _predict(model, x, _predict_seed(config, 0, start), device).argmax(dim=1)
+        result[start:start + len(x)] = (pred == labels[start:start + len(x)]).numpy()
+    return result
+
+
+def _attacked(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, config: RobustnessEvalConfig,
+              part: tuple[str, ...], stochastic: bool, n_classes: int, device: torch.device) -> np.ndarray:
+    """Correctness ``[images_of(attack)]`` after one attack at one ε (in units of 1/255)."""
+    batch = config.batch_size
+    attack, eps_255 = part[1], float(part[2])
+    n = config.images_of(attack)
+    result = np.empty(n, dtype=np.int8)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
+        x, y = images[start:stop].to(device), labels[start:stop].to(device)
+        x_adv = _attack_batch(model, attack, x, y, eps_255 / 255.0,
+                              _seed(config.seed, "attack", attack, part[2], start),
+                              config, stochastic, n_classes, device)
+        pred = _predict(model, x_adv, _predict_seed(config, 0, start), device).argmax(dim=1)
+        result[start:stop] = (pred == labels[start:stop]).numpy()
+    return result
 
 
 def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEvalConfig, *, stochastic: bool,
@@ -298,7 +266,6 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEv
         ``"corruption:<name>:<severity>"`` and ``"attack:<name>:<eps>"`` int8 correctness
         ``[n_images]``, and ``"<part>.seconds"`` wall-clock times.
     """
-    from tqdm import tqdm
 
     if not isinstance(config, RobustnessEvalConfig):
         raise TypeError(f"config: expected a RobustnessEvalConfig, got {type(config).__name__}")
@@ -310,11 +277,8 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEv
     model = model.to(device).eval()
     images = torch.from_numpy(data.images[:config.test_images])
     labels = torch.from_numpy(data.labels[:config.test_images])
-    n_classes, batch = data.n_classes, config.batch_size
+    n_classes = data.n_classes
     parts = _Parts(Path(cache) if cache is not None else None, cache_key)
-
-    def predict_seed(p: int, start: int) -> int:
-        return _seed(config.seed, "predict", p, start)
 
     names = _part_names(config)
     bar = tqdm(names, desc=label, unit="part", disable=not progress, dynamic_ncols=True)
@@ -328,201 +292,13 @@ def evaluate_model(model: torch.nn.Module, data: ImageData, config: RobustnessEv
                 continue
             bar.set_postfix_str(" ".join(part), refresh=True)
             started = time.perf_counter()
-            if part[0] == "clean":
-                n_passes = config.passes if stochastic else 1
-                probs = np.empty((config.passes, len(images), n_classes), dtype=np.float32)
-                for p in range(n_passes):
-                    for start in range(0, len(images), batch):
-                        probs[p, start:start + batch] = _predict(model, images[start:start + batch],
-                                                                 predict_seed(p, start), device).numpy()
-                probs[n_passes:] = probs[0]  # a deterministic model: further passes are copies
-                result = probs
-            elif part[0] == "corruption":
-                corruption, severity = part[1], int(part[2])
-                generator = torch.Generator().manual_seed(_seed(config.seed, "corrupt", corruption, severity))
-                n = config.corruption_images
-                result = np.empty(n, dtype=np.int8)
-                for start in range(0, n, batch):
-                    x = corrupt(images[start:min(start + batch, n)], corruption, severity, generator=generator)
-                    pred = _predict(model, x, predict_seed(0, start), device).argmax(dim=1)
-                    result[start:start + len(x)] = (pred == labels[start:start + len(x)]).numpy()
-            else:
-                attack, eps_255 = part[1], float(part[2])
-                n = config.images_of(attack)
-                result = np.empty(n, dtype=np.int8)
-                for start in range(0, n, batch):
-                    stop = min(start + batch, n)
-                    x, y = images[start:stop].to(device), labels[start:stop].to(device)
-                    x_adv = _attack_batch(model, attack, x, y, eps_255 / 255.0,
-                                          _seed(config.seed, "attack", attack, part[2], start), config, stochastic,
-                                          n_classes, device)
-                    pred = _predict(model, x_adv, predict_seed(0, start), device).argmax(dim=1)
-                    result[start:stop] = (pred == labels[start:stop]).numpy()
-                model.eval()  # torchattacks restores the mode it found; keep eval explicitly
+            result = _run_part(part, model, images, labels, config, stochastic, n_classes, device)
             seconds = time.perf_counter() - started
             parts.put(stored, result, seconds)
             done[name], done[f"{name}.seconds"] = result, np.asarray(seconds)
     finally:
         bar.close()
     return done
-
-
-# -- the Dataset ---------------------------------------------------------------------------------
-
-def _var(dims: tuple[str, ...], values: Any, long_name: str, units: str | None = "1") -> xr.Variable:
-    attrs = {"long_name": long_name}
-    if units is not None:
-        attrs["units"] = units
-    return xr.Variable(dims, values, attrs=attrs)
-
-
-def _model_arrays(results: dict[str, np.ndarray], labels: np.ndarray, config: RobustnessEvalConfig,
-                  eps_grid: np.ndarray, attack_n: int) -> dict[str, np.ndarray]:
-    probs = results["clean"]
-    diagram = reliability_diagram(probs[0], labels, n_bins=config.n_bins, kind="probs")
-    out: dict[str, Any] = {
-        "accuracy": float(np.mean(probs[0].argmax(axis=1) == labels)),
-        "ece": diagram.ece,
-        "mean_confidence": diagram.mean_confidence,
-        "calibration_count": diagram.count,
-        "calibration_confidence": diagram.confidence,
-        "calibration_accuracy": diagram.accuracy,
-        "clean_seconds": float(results["clean.seconds"]),
-    }
-    ens_acc, ens_ece = [], []
-    for k in config.ensemble_sizes:
-        mean = probs[:k].mean(axis=0, dtype=np.float64)
-        ens_acc.append(float(np.mean(mean.argmax(axis=1) == labels)))
-        ens_ece.append(reliability_diagram(mean, labels, n_bins=config.n_bins, kind="probs").ece)
-    out["ensemble_accuracy"], out["ensemble_ece"] = np.array(ens_acc), np.array(ens_ece)
-
-    clean_correct = (probs[0].argmax(axis=1) == labels).astype(np.float64)
-    corr = np.full((len(config.corruptions), 6), np.nan)
-    corr_seconds = 0.0
-    for i, name in enumerate(config.corruptions):
-        corr[i, 0] = clean_correct[:config.corruption_images].mean()
-        for sev in range(1, 6):
-            corr[i, sev] = results[f"corruption:{name}:{sev}"].mean()
-            corr_seconds += float(results[f"corruption:{name}:{sev}.seconds"])
-    out["corruption_accuracy"], out["corruption_seconds"] = corr, corr_seconds
-
-    acc = np.full((len(config.attacks), len(eps_grid)), np.nan)
-    seconds = np.full_like(acc, np.nan)
-    correct = np.full((len(config.attacks), len(eps_grid), attack_n), np.nan, dtype=np.float32)
-    for a, attack in enumerate(config.attacks):
-        for eps in config.eps_of(attack):
-            e = int(np.flatnonzero(np.isclose(eps_grid, eps))[0])
-            values = results[f"attack:{attack}:{eps:g}"]
-            acc[a, e] = values.mean()
-            seconds[a, e] = float(results[f"attack:{attack}:{eps:g}.seconds"])
-            correct[a, e, :len(values)] = values
-    out["attack_accuracy"], out["attack_seconds"], out["attack_correct"] = acc, seconds, correct
-    return out
-
-
-def _build_dataset(per_model: list[dict[str, Any]], models: list[str], infos: list[dict[str, Any]],
-                   train_configs: list[RobustnessTrainConfig], runs: list[str], data: ImageData, split_size: int,
-                   index: np.ndarray, probs: list[np.ndarray], config: RobustnessEvalConfig, eps_grid: np.ndarray,
-                   attack_n: int) -> xr.Dataset:
-    from studies.storage import result_attrs
-
-    def stack(name: str) -> np.ndarray:
-        return np.stack([np.asarray(m[name]) for m in per_model])
-
-    edges = np.linspace(0.0, 1.0, config.n_bins + 1)
-    M = ("model",)
-    ds = xr.Dataset(
-        {
-            "accuracy": _var(M, stack("accuracy"), "clean accuracy (one random initial state per image, pass 0)"),
-            "ece": _var(M, stack("ece"), f"expected calibration error of pass 0 ({config.n_bins} equal-width "
-                                         f"confidence bins; a fraction, the paper quotes percent)"),
-            "mean_confidence": _var(M, stack("mean_confidence"), "mean top-class probability of pass 0"),
-            "calibration_count": _var(M + ("bin",), stack("calibration_count").astype(np.int64),
-                                      "test images whose pass-0 confidence falls in the bin"),
-            "calibration_confidence": _var(M + ("bin",), stack("calibration_confidence"),
-                                           "mean pass-0 confidence in the bin (NaN if empty)"),
-            "calibration_accuracy": _var(M + ("bin",), stack("calibration_accuracy"),
-                                         "pass-0 accuracy in the bin (NaN if empty)"),
-            "ensemble_accuracy": _var(M + ("ensemble",), stack("ensemble_accuracy"),
-                                      "accuracy of the softmax averaged over the first k random initial states"),
-            "ensemble_ece": _var(M + ("ensemble",), stack("ensemble_ece"),
-                                 "expected calibration error of the softmax averaged over the first k passes"),
-            "attack_accuracy": _var(M + ("attack", "eps"), stack("attack_accuracy"),
-                                    "accuracy on the attacked images (NaN: attack not run at this eps)"),
-            "attack_correct": _var(M + ("attack", "eps", "attack_image"), stack("attack_correct"),
-                                   "1 if the attacked image is still classified correctly, 0 if not, NaN if not "
-                                   "attacked"),
-            "attack_seconds": _var(M + ("attack", "eps"), stack("attack_seconds"),
-                                   "wall-clock time of the attack and the predictions", "s"),
-            "attack_images": _var(("attack",), np.array([config.images_of(a) for a in config.attacks],
-                                                        dtype=np.int64),
-                                  "number of test images the attack is run on (the first of the subset)"),
-            "corruption_accuracy": _var(M + ("corruption", "severity"), stack("corruption_accuracy"),
-                                        "accuracy on corrupted images (severity 0: uncorrupted)"),
-            "corruption_images": _var((), np.int64(config.corruption_images),
-                                      "number of test images per corruption and severity"),
-            "corruption_seconds": _var(M, stack("corruption_seconds"), "wall-clock time of all corruptions", "s"),
-            "clean_seconds": _var(M, stack("clean_seconds"), "wall-clock time of the clean passes", "s"),
-            "clean_probs": _var(M + ("pass", "image", "class"), np.stack(probs).astype(np.float32),
-                                "softmax probabilities per random initial state (copies for a deterministic "
-                                "model)"),
-            "label": _var(("image",), data.labels[:config.test_images].astype(np.int64), "true class index"),
-            "stochastic": _var(M, np.array([c.stochastic for c in train_configs], dtype=np.int8),
-                               "1 if the model draws random initial states on every forward pass"),
-            "parameters": _var(M, np.array([i["parameters"] for i in infos], dtype=np.int64),
-                               "number of trainable parameters"),
-            "train_epochs": _var(M, np.array([i["epoch"] for i in infos], dtype=np.int64),
-                                 "epochs trained (checkpoint)"),
-            "train_steps": _var(M, np.array([i["step"] for i in infos], dtype=np.int64),
-                                "optimizer steps trained (checkpoint)"),
-            "train_images": _var(M, np.array([_train_count(c) for c in train_configs], dtype=np.float64),
-                                 "training images (NaN: the whole training split)"),
-            "train_seconds": _var(M, np.array([i["train_seconds"] for i in infos]),
-                                  "wall-clock training time (sum over epochs)", "s"),
-            "val_accuracy": _var(M, np.array([i["val_accuracy"] for i in infos]),
-                                 "last in-training monitor accuracy of the evaluated weights"),
-        },
-        coords={
-            "model": _var(M, np.array(models, dtype=object), "model (run label)", None),
-            "run": _var(M, np.array(runs, dtype=object), "training run directory", None),
-            "weights": _var(M, np.array([i["weights"] for i in infos], dtype=object),
-                            "weights evaluated (ema: the training's weight average)", None),
-            "attack": _var(("attack",), np.array(config.attacks, dtype=object), "attack", None),
-            "eps": _var(("eps",), eps_grid / 255.0, "L-infinity radius in pixel units (images in [0, 1])"),
-            "eps_255": _var(("eps",), eps_grid, "L-infinity radius in units of 1/255", "1/255"),
-            "corruption": _var(("corruption",), np.array(config.corruptions, dtype=object), "corruption", None),
-            "severity": _var(("severity",), np.arange(6, dtype=np.int64), "corruption severity (0: none)"),
-            "bin": _var(("bin",), np.arange(config.n_bins, dtype=np.int64), "confidence bin"),
-            "bin_lower": _var(("bin",), edges[:-1], "lower edge of the confidence bin (exclusive)"),
-            "bin_upper": _var(("bin",), edges[1:], "upper edge of the confidence bin (inclusive)"),
-            "ensemble": _var(("ensemble",), np.array(config.ensemble_sizes, dtype=np.int64),
-                             "number of random initial states averaged"),
-            "pass": _var(("pass",), np.arange(config.passes, dtype=np.int64), "random initial state"),
-            "image": _var(("image",), index, "index of the image in the test split"),
-            "attack_image": _var(("attack_image",), index[:attack_n],
-                                 "index in the test split of an attacked image (the first images of 'image')"),
-            "class": _var(("class",), np.array(data.class_names, dtype=object), "class name", None),
-        },
-        attrs=result_attrs(
-            "robustness", config, config.seed, data=train_configs[0].data, test_split_size=int(split_size),
-            train_configs=json.dumps({m: c.to_dict() for m, c in zip(models, train_configs)}, sort_keys=True),
-            pgd_step="eps/3", pgd_random_start=0, torchattacks_version=_torchattacks_version(),
-            paper_reference=json.dumps(PAPER_REFERENCE, sort_keys=True)),
-    )
-    return ds
-
-
-def _train_count(config: RobustnessTrainConfig) -> float:
-    return math.nan if config.train_images is None else float(config.train_images)
-
-
-def _torchattacks_version() -> str:
-    try:
-        from importlib import metadata
-
-        return metadata.version("torchattacks")
-    except Exception:  # the package is optional; its absence is not an error here
-        return "absent"
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -555,14 +331,12 @@ def evaluate(runs: Sequence[str | os.PathLike], config: RobustnessEvalConfig, *,
             run config.
         FileNotFoundError: a run directory without config or checkpoint, or missing data files.
     """
-    from studies.cache import cache_key
-    from studies.storage import write_dataset
 
     if not isinstance(config, RobustnessEvalConfig):
         raise TypeError(f"config: expected a RobustnessEvalConfig, got {type(config).__name__}")
     runs = [str(r) for r in runs]
     if not runs:
-        raise RunError("runs: expected at least one run directory of 'akorn robustness train'")
+        raise RunError("runs", "expected at least one run directory of 'akorn robustness train'")
     path = Path(path)
     device = _resolve_device(config.device)
     loaded = [load_run(r, device="cpu") for r in runs]
@@ -571,12 +345,12 @@ def evaluate(runs: Sequence[str | os.PathLike], config: RobustnessEvalConfig, *,
         labels = [cfg.model for cfg in train_configs]
     labels = [str(label) for label in labels]
     if len(labels) != len(runs):
-        raise RunError(f"labels: expected one label per run ({len(runs)}), got {len(labels)}")
+        raise RunError("labels", f"expected one label per run ({len(runs)}), got {len(labels)}")
     if len(set(labels)) != len(labels):
-        raise RunError(f"labels: runs need distinct names, got {', '.join(labels)}; name them with --labels")
+        raise RunError("labels", f"runs need distinct names, got {', '.join(labels)}; name them with --labels")
     datasets = {(cfg.data, cfg.data_root) for cfg in train_configs}
     if len({d for d, _ in datasets}) > 1:
-        raise RunError(f"runs: trained on different data sets ({', '.join(sorted({d for d, _ in datasets}))}); "
+        raise RunError("runs", f"trained on different data sets ({', '.join(sorted({d for d, _ in datasets}))}); "
                          f"evaluate them separately")
     first = train_configs[0]
     test = load_images(first.data, "test", first.data_root)
@@ -598,3 +372,13 @@ def evaluate(runs: Sequence[str | os.PathLike], config: RobustnessEvalConfig, *,
                         probs, config, eps_grid, attack_n)
     write_dataset(ds, path)
     return ds
+
+
+def eval_command(config: RobustnessEvalConfig, args: Any) -> Outcome:
+    """``akorn robustness eval RUN ...``: evaluate the runs into ``<out>/robustness.h5`` (reliability diagrams
+    beside it)."""
+    out = Path(args.out)
+    path = out / FILENAME
+    ds = evaluate(args.runs, config, path=path, labels=args.labels, progress=args.progress)
+    lines = [f"wrote {p}" for p in plot_reliability_diagrams(ds, out, stem=path.stem)] if args.plot else []
+    return Outcome(lines=lines, dataset=ds, path=path)

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.patches import Patch
+
+from kuramoto.checks import is_int
+from studies.figures import new_figure, save_figure
 
 __all__ = [
     "ReliabilityDiagram",
@@ -67,7 +71,7 @@ def _check_labels(labels: Any, n: int, n_classes: int) -> np.ndarray:
 
 
 def _check_n_bins(n_bins: Any) -> int:
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+    if not is_int(n_bins) or n_bins < 1:
         raise ValueError(f"n_bins: expected an int >= 1, got {n_bins!r}")
     return int(n_bins)
 
@@ -206,11 +210,6 @@ def plot_reliability_diagram(diagram: ReliabilityDiagram, path: str | os.PathLik
     Returns:
         The written path.
     """
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from studies.cache import atomic_path
-
     if not isinstance(diagram, ReliabilityDiagram):
         raise TypeError(f"diagram: expected a ReliabilityDiagram, got {type(diagram).__name__}")
     if title is not None and not isinstance(title, str):
@@ -222,7 +221,7 @@ def plot_reliability_diagram(diagram: ReliabilityDiagram, path: str | os.PathLik
     acc = np.where(filled, diagram.accuracy, 0.0)
     conf = np.where(filled, diagram.confidence, 0.0)
 
-    fig = Figure(figsize=(4.2, 5.2), layout="constrained")
+    fig = new_figure((4.2, 5.2))
     ax, ax_n = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.bar(edges[:-1], acc, width=width, align="edge", color="#4c72b0", edgecolor="white", linewidth=0.6,
            label="accuracy")
@@ -250,9 +249,7 @@ def plot_reliability_diagram(diagram: ReliabilityDiagram, path: str | os.PathLik
              edgecolor="white", linewidth=0.6)
     ax_n.set_xlabel("confidence")
     ax_n.set_ylabel("fraction")
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    return path
+    return save_figure(fig, path, dpi=dpi)
 
 
 def ensemble_predict(model: torch.nn.Module, x: torch.Tensor, k: int = 1, batch_size: int | None = None,
@@ -275,9 +272,9 @@ def ensemble_predict(model: torch.nn.Module, x: torch.Tensor, k: int = 1, batch_
         raise TypeError(f"x: expected a torch.Tensor, got {type(x).__name__}")
     if x.ndim < 1 or x.shape[0] == 0:
         raise ValueError(f"x: expected a non-empty batch [N, ...], got shape {tuple(x.shape)}")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"k: expected an int >= 1, got {k!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (not is_int(batch_size) or batch_size < 1):
         raise ValueError(f"batch_size: expected None or an int >= 1, got {batch_size!r}")
     device = next((p.device for p in model.parameters()), x.device)
     step = batch_size or x.shape[0]

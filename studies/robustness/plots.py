@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
+from matplotlib.lines import Line2D
 
-from .metrics import ReliabilityDiagram, plot_reliability_diagram
+from studies.figures import new_figure, save_figure
+from studies.robustness.metrics import ReliabilityDiagram, plot_reliability_diagram
 
 __all__ = ["plot", "plot_reliability_diagrams", "summarize"]
 
@@ -79,22 +82,29 @@ def plot(ds: xr.Dataset, path: str | Path) -> Path:
     Returns:
         ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    from studies.cache import atomic_path
-
     _check(ds)
     models = [str(m) for m in ds["model"].values]
     colour = {m: _COLOURS[i % len(_COLOURS)] for i, m in enumerate(models)}
     n_models = len(models)
-    fig = Figure(figsize=(4.1 * max(3, n_models + 1), 8.6), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure((4.1 * max(3, n_models + 1), 8.6))
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.0, 1.05])
     ax_grad, ax_noise, ax_corr = top.subplots(1, 3)
+    counts = {a: int(ds["attack_images"].sel(attack=a)) for a in ds["attack"].values}
+    _plot_attacks(ax_grad, ds, models, colour, counts)
+    _plot_noise(ax_noise, ds, models, colour, counts)
+    _plot_corruptions(ax_corr, ds, models, colour)
+    left, right = bottom.subfigures(1, 2, width_ratios=[n_models, 1])
+    _plot_reliability(left, ds, models, colour)
+    _plot_ensembles(right, ds, models, colour)
+    data = ds.attrs.get("data", "?")
+    fig.suptitle(f"akorn robustness: {data}, {ds.sizes['image']} test images (seed {ds.attrs.get('seed', '?')}); "
+                 f"paper, CIFAR-10: AKOrN^mix 91.2% clean / 58.9% AutoAttack / ECE 1.3%, "
+                 f"ResNet-18 94.4% / 0.0% / 8.9%", fontsize=10)
+    return save_figure(fig, path, dpi=110)
 
-    # -- gradient attacks -------------------------------------------------------------------
+
+def _plot_attacks(ax: Any, ds: xr.Dataset, models: list[str], colour: dict[str, str], counts: dict[str, int]) -> None:
+    """Accuracy vs ε for FGSM, PGD and AutoAttack (error bars: binomial standard error)."""
     eps_max = 1.0
     for m in models:
         for attack, (ls, marker, _) in _ATTACK_STYLE.items():
@@ -102,63 +112,68 @@ def plot(ds: xr.Dataset, path: str | Path) -> Path:
             if not len(eps):
                 continue
             eps_max = max(eps_max, float(eps.max()))
-            ax_grad.errorbar(eps, acc, yerr=_binomial_se(acc, n), color=colour[m], ls=ls, marker=marker,
+            ax.errorbar(eps, acc, yerr=_binomial_se(acc, n), color=colour[m], ls=ls, marker=marker,
                              ms=10 if marker == "*" else 5, capsize=2, lw=1.4, mfc="white" if marker == "D" else None,
                              zorder=3 if ls == "none" else 2)
-    _eps_axis(ax_grad, eps_max)
+    _eps_axis(ax, eps_max)
     cfg = json.loads(ds.attrs["config"])
-    ax_grad.set_xlabel("L∞ radius ε (units of 1/255)")
-    ax_grad.set_ylabel("accuracy on attacked images")
-    ax_grad.set_title(f"gradient attacks\nPGD: {cfg['pgd_steps']} steps of ε/3, EoT {cfg['eot']} on stochastic "
+    ax.set_xlabel("L∞ radius ε (units of 1/255)")
+    ax.set_ylabel("accuracy on attacked images")
+    ax.set_title(f"gradient attacks\nPGD: {cfg['pgd_steps']} steps of ε/3, EoT {cfg['eot']} on stochastic "
                       f"models", fontsize=9)
-    counts = {a: int(ds["attack_images"].sel(attack=a)) for a in ds["attack"].values}
     handles = [Line2D([], [], color=colour[m], lw=2, label=m) for m in models]
     handles += [Line2D([], [], color="0.3", ls=ls, marker=mk, ms=9 if mk == "*" else 5,
                        mfc="white" if mk == "D" else "0.3", label=f"{lab} ({counts[a]} images)")
                 for a, (ls, mk, lab) in _ATTACK_STYLE.items() if a in counts]
-    ax_grad.legend(handles=handles, fontsize=7.5, loc="best", framealpha=0.85)
+    ax.legend(handles=handles, fontsize=7.5, loc="best", framealpha=0.85)
 
-    # -- random noise -------------------------------------------------------------------------
+
+def _plot_noise(ax: Any, ds: xr.Dataset, models: list[str], colour: dict[str, str], counts: dict[str, int]) -> None:
+    """Accuracy vs ε of random-sign noise (the reference for the attacks' ε)."""
     eps_max = 1.0
     for m in models:
         eps, acc, n = _curve(ds, m, "random_sign")
         if len(eps):
             eps_max = max(eps_max, float(eps.max()))
-            ax_noise.errorbar(eps, acc, yerr=_binomial_se(acc, n), color=colour[m], marker="o", ms=4, capsize=2,
+            ax.errorbar(eps, acc, yerr=_binomial_se(acc, n), color=colour[m], marker="o", ms=4, capsize=2,
                               lw=1.4, label=m)
-    _eps_axis(ax_noise, eps_max)
-    ax_noise.set_xlabel("noise size ε (units of 1/255), each pixel ± ε")
-    ax_noise.set_ylabel("accuracy")
+    _eps_axis(ax, eps_max)
+    ax.set_xlabel("noise size ε (units of 1/255), each pixel ± ε")
+    ax.set_ylabel("accuracy")
     title = "random-sign noise"
     if "random_sign" in counts:
         title += f" ({counts['random_sign']} images)"
-    ax_noise.set_title(title + "\n(not an attack: the reference for the attacks' ε)", fontsize=9)
+    ax.set_title(title + "\n(not an attack: the reference for the attacks' ε)", fontsize=9)
     if "random_sign" in counts:
-        ax_noise.legend(fontsize=7.5, loc="lower left")
+        ax.legend(fontsize=7.5, loc="lower left")
 
-    # -- corruptions ------------------------------------------------------------------------
+
+def _plot_corruptions(ax: Any, ds: xr.Dataset, models: list[str], colour: dict[str, str]) -> None:
+    """Accuracy vs corruption severity: mean over corruptions (thick) and each corruption (thin)."""
     sev = ds["severity"].values
     for m in models:
         acc = ds["corruption_accuracy"].sel(model=m)
         for i, c in enumerate(ds["corruption"].values):
-            ax_corr.plot(sev, acc.sel(corruption=c).values, color=colour[m], lw=0.9, alpha=0.5,
+            ax.plot(sev, acc.sel(corruption=c).values, color=colour[m], lw=0.9, alpha=0.5,
                          ls=_CORRUPTION_STYLE[i % len(_CORRUPTION_STYLE)])
-        ax_corr.plot(sev, acc.mean("corruption").values, color=colour[m], lw=2.4, marker="o", ms=4)
+        ax.plot(sev, acc.mean("corruption").values, color=colour[m], lw=2.4, marker="o", ms=4)
     handles = [Line2D([], [], color=colour[m], lw=2.4, marker="o", ms=4, label=f"{m}: mean") for m in models]
     handles += [Line2D([], [], color="0.4", lw=0.9, ls=_CORRUPTION_STYLE[i % len(_CORRUPTION_STYLE)],
                        label=str(c).replace("_", " ")) for i, c in enumerate(ds["corruption"].values)]
-    ax_corr.legend(handles=handles, fontsize=7, loc="lower left", ncols=2, framealpha=0.85)
-    ax_corr.set_xlim(-0.2, sev[-1] + 0.2)
-    ax_corr.set_ylim(-0.02, 1.02)
-    ax_corr.set_xticks(sev)
-    ax_corr.set_xlabel("corruption severity (0: clean)")
-    ax_corr.set_ylabel("accuracy")
-    ax_corr.set_title(f"common corruptions ({int(ds['corruption_images'])} images)\nthick: mean over "
+    ax.legend(handles=handles, fontsize=7, loc="lower left", ncols=2, framealpha=0.85)
+    ax.set_xlim(-0.2, sev[-1] + 0.2)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xticks(sev)
+    ax.set_xlabel("corruption severity (0: clean)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"common corruptions ({int(ds['corruption_images'])} images)\nthick: mean over "
                       f"corruptions, thin: each corruption", fontsize=9)
-    ax_corr.grid(alpha=0.3)
+    ax.grid(alpha=0.3)
 
-    # -- reliability diagrams and ensembles ---------------------------------------------------
-    left, right = bottom.subfigures(1, 2, width_ratios=[n_models, 1])
+
+def _plot_reliability(left: Any, ds: xr.Dataset, models: list[str], colour: dict[str, str]) -> None:
+    """One reliability diagram per model (pass 0) with the bin populations below it."""
+    n_models = len(models)
     axes = np.asarray(left.subplots(2, n_models, height_ratios=[3, 1], sharex="col")).reshape(2, n_models)
     lower, upper = ds["bin_lower"].values, ds["bin_upper"].values
     width = upper - lower
@@ -189,6 +204,10 @@ def plot(ds: xr.Dataset, path: str | Path) -> Path:
         ax_n.set_ylim(1e-3, 1.5)
         ax_n.set_xlabel("confidence (top-class probability)")
         ax_n.set_ylabel("fraction")
+
+
+def _plot_ensembles(right: Any, ds: xr.Dataset, models: list[str], colour: dict[str, str]) -> None:
+    """Ensemble accuracy and ECE against the number of random initial states averaged."""
     ax_e, ax_c = right.subplots(2, 1, sharex=True)
     ks = ds["ensemble"].values
     for m in models:
@@ -208,15 +227,6 @@ def plot(ds: xr.Dataset, path: str | Path) -> Path:
     for a in (ax_e, ax_c):
         a.grid(alpha=0.3)
     ax_e.legend(fontsize=7, loc="best")
-
-    data = ds.attrs.get("data", "?")
-    fig.suptitle(f"akorn robustness: {data}, {ds.sizes['image']} test images (seed {ds.attrs.get('seed', '?')}); "
-                 f"paper, CIFAR-10: AKOrN^mix 91.2% clean / 58.9% AutoAttack / ECE 1.3%, "
-                 f"ResNet-18 94.4% / 0.0% / 8.9%", fontsize=10)
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return path
 
 
 def plot_reliability_diagrams(ds: xr.Dataset, directory: str | Path, stem: str = "robustness") -> list[Path]:

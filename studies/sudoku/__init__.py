@@ -1,89 +1,18 @@
-"""Sudoku study: data (boards of any box shape, exact solver, seeded puzzle generator with
-in-distribution and hard out-of-distribution splits, SATNet/RRN loaders); see :mod:`studies.sudoku.data`.
-Training, evaluation (more steps, energy-based selection) and plots: :mod:`studies.sudoku.study`
-(the ``akorn sudoku`` command).
+"""``akorn sudoku``: the paper's reasoning study — train AKOrN, ItrSA and a Transformer on Sudoku, then
+test them with more steps and with energy-based selection on harder, out-of-distribution boards.
 
-``SudokuDataset`` (a ``torch.utils.data.Dataset``) and the study's names (``TrainSettings``,
-``EvalSettings``, ``train_model``, ``board_accuracy``, ...) are imported on first access, so importing
-this package does not import torch.
+``akorn sudoku train --model akorn|itrsa|transformer`` trains one model into
+``<out>/<tag>/<model>/`` (checkpoint every epoch, resumed automatically; run it under
+``torchrun`` for DDP). ``akorn sudoku eval`` evaluates the trained models on the
+in-distribution and the OOD boards for every T and K and writes ``<out>/<tag>/sudoku.h5``
+with ``sudoku.png`` and ``sudoku_boards.png``. Presets: ``quick`` (6×6 boards, width 64, 30
+epochs: about an hour per model on one core), ``cpu`` (9×9 at width 128, resumed across
+sessions until it converges), ``paper`` (the official 9×9 recipe at width 512, for a GPU).
+
+Everything works for boards of any ``b_r × b_c`` boxes (``--box 2 2`` for 4×4, ``--box 3 3`` for 9×9).
+Modules: :mod:`~studies.sudoku.config` (settings, presets, the command; torch-free), the data
+(:mod:`~studies.sudoku.boards`, :mod:`~studies.sudoku.solver`, :mod:`~studies.sudoku.generate`,
+:mod:`~studies.sudoku.dataset`, :mod:`~studies.sudoku.formats`, gathered in :mod:`~studies.sudoku.data`),
+:mod:`~studies.sudoku.models`, :mod:`~studies.sudoku.metrics`, :mod:`~studies.sudoku.train`,
+:mod:`~studies.sudoku.evaluate` with :mod:`~studies.sudoku.results`, and :mod:`~studies.sudoku.plots`.
 """
-
-from typing import Any
-
-from studies.sudoku.data import (
-    DEFAULT_RESTARTS,
-    DEFAULT_SIZES,
-    DEFAULT_SWAPS,
-    GENERATOR_VERSION,
-    SPLITS,
-    SudokuData,
-    board_side,
-    check_box,
-    count_solutions,
-    default_givens,
-    generate_puzzles,
-    has_unique_solution,
-    is_consistent,
-    is_minimal,
-    is_valid_solution,
-    load_rrn,
-    load_satnet,
-    make_dataset,
-    make_minimal_puzzle,
-    make_puzzle,
-    random_solution,
-    save_rrn_csv,
-    save_satnet,
-    solve,
-)
-
-__all__ = [
-    "DEFAULT_RESTARTS",
-    "DEFAULT_SIZES",
-    "DEFAULT_SWAPS",
-    "GENERATOR_VERSION",
-    "SPLITS",
-    "EvalSettings",
-    "SudokuData",
-    "SudokuDataset",
-    "TrainSettings",
-    "board_accuracy",
-    "board_side",
-    "cell_accuracy",
-    "check_box",
-    "count_solutions",
-    "default_givens",
-    "generate_puzzles",
-    "has_unique_solution",
-    "is_consistent",
-    "is_minimal",
-    "is_valid_solution",
-    "load_rrn",
-    "load_satnet",
-    "make_dataset",
-    "make_minimal_puzzle",
-    "make_puzzle",
-    "random_solution",
-    "save_rrn_csv",
-    "save_satnet",
-    "select_by_energy",
-    "solve",
-    "train_model",
-]
-
-# names of studies.sudoku.study, imported (with torch) on first access
-# (not ``evaluate``: that name is the submodule studies.sudoku.evaluate)
-_STUDY_NAMES = frozenset({"EvalSettings", "TrainSettings", "board_accuracy", "cell_accuracy", "select_by_energy",
-                          "train_model"})
-
-
-def __getattr__(name: str) -> Any:
-    if name == "SudokuDataset":
-        from studies.sudoku import data
-
-        return data.SudokuDataset
-    if name in _STUDY_NAMES:
-        from studies.sudoku import study
-
-        return getattr(study, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator, NullFormatter
 
-from studies.cache import atomic_path
+from studies.figures import new_figure, save_figure
 
 __all__ = ["PAPER", "plot", "plot_boards", "summarize"]
 
@@ -40,16 +42,6 @@ def _check(ds: Any) -> xr.Dataset:
         if name not in ds:
             raise ValueError(f"ds: not a Sudoku evaluation (no variable {name!r})")
     return ds
-
-
-def _save(fig: Any, path: str | os.PathLike) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=130, format="png")
-    plt.close(fig)
-    return path
 
 
 def _box(ds: xr.Dataset) -> tuple[int, int]:
@@ -88,58 +80,74 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogFormatterSciNotation, MaxNLocator, NullFormatter
-
     ds = _check(ds)
     path = Path(path)
     side = ds.sizes["row"]
-    fig, axes = plt.subplots(2, 3, figsize=(14, 8.2))
+    fig = new_figure((14, 8.2), layout=None)
+    axes = fig.subplots(2, 3)
+    for j, split in enumerate(ds.split.values):
+        _plot_steps(axes[0, j], ds, split)
+    _plot_selection(axes[0, 2], ds)
+    _plot_training(axes[1, 0], axes[1, 1], ds)
+
+    ax = axes[1, 2]
+    ax.axis("off")
+    ax.text(0.0, 1.0, summarize(ds), family="monospace", fontsize=7.2, va="top", ha="left", transform=ax.transAxes)
+
+    b_r, b_c = _box(ds)
+    seeds = ", ".join(f"{LABELS.get(str(m), m)} {int(ds.seed.sel(model=m))}" for m in ds.model.values)
+    fig.suptitle(f"Sudoku {side}×{side} ({b_r}×{b_c} boxes): board accuracy; training seeds {seeds}, "
+                 f"noise seed {ds.attrs.get('seed', '?')}", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    save_figure(fig, path, dpi=130)
+    plot_boards(ds, path.with_name(f"{path.stem}_boards.png"))
+    return path
+
+
+def _plot_steps(ax: Any, ds: xr.Dataset, split: str) -> None:
+    """Board accuracy vs T on one split (and AKOrN's per-step readout, even and odd steps apart)."""
     steps = ds.T.values
     iterative_t = [t for t in steps if t > 1]
-    for j, split in enumerate(ds.split.values):
-        ax = axes[0, j]
-        for model in ds.model.values:
-            acc = ds.board_acc.sel(model=model, split=split).values * 100
-            ok = np.isfinite(acc)
-            label = LABELS.get(str(model), str(model))
-            t_train = int(ds.train_steps.sel(model=model))
-            if ok.sum() == 1 and iterative_t:  # evaluated at one T only (the Transformer): a line
-                ax.axhline(acc[ok][0], color=COLORS.get(str(model)), ls=":", lw=1.8,
-                           label=f"{label} (T={int(steps[ok][0])} only)")
-                continue
-            ax.plot(steps[ok], acc[ok], "o-", color=COLORS.get(str(model)), label=label)
-            if "along_board_acc" in ds:
-                curve = ds.along_board_acc.sel(model=model, split=split).values * 100
-                t_along = ds.t.values
-                # even and odd steps apart: a trained network may alternate between two states
-                for parity, ls in ((0, "-"), (1, ":")):
-                    on = np.isfinite(curve) & (t_along > 0) & (t_along % 2 == parity)  # t = 0: not on a log axis
-                    if on.any():
-                        ax.plot(t_along[on], curve[on], ls, lw=1.0, alpha=0.6, color=COLORS.get(str(model)),
-                                label=f"{label} at every {('even', 'odd')[parity]} step t of one run "
-                                      f"({int(ds.n_vote.sel(split=split))} boards)")
-            if t_train in steps[ok]:
-                ax.plot([t_train], [acc[list(steps).index(t_train)]], "o", ms=11, mfc="none",
-                        color=COLORS.get(str(model)))
-        ax.set_xscale("log", base=2)
-        if iterative_t:
-            ax.set_xticks(iterative_t, [str(t) for t in iterative_t])
-            ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylim(-3, 103)
-        ax.set_xlabel("steps T at test time (open circle: training T)")
-        ax.set_ylabel("board accuracy (%)")
-        n = int(ds.n_boards.sel(split=split))
-        g = f"{int(ds.givens_min.sel(split=split))}-{int(ds.givens_max.sel(split=split))} givens"
-        ax.set_title(f"{'in-distribution' if split == 'id' else 'out-of-distribution'} "
-                     f"({n} boards, {g})", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="best")
+    for model in ds.model.values:
+        acc = ds.board_acc.sel(model=model, split=split).values * 100
+        ok = np.isfinite(acc)
+        label = LABELS.get(str(model), str(model))
+        t_train = int(ds.train_steps.sel(model=model))
+        if ok.sum() == 1 and iterative_t:  # evaluated at one T only (the Transformer): a line
+            ax.axhline(acc[ok][0], color=COLORS.get(str(model)), ls=":", lw=1.8,
+                       label=f"{label} (T={int(steps[ok][0])} only)")
+            continue
+        ax.plot(steps[ok], acc[ok], "o-", color=COLORS.get(str(model)), label=label)
+        if "along_board_acc" in ds:
+            curve = ds.along_board_acc.sel(model=model, split=split).values * 100
+            t_along = ds.t.values
+            # even and odd steps apart: a trained network may alternate between two states
+            for parity, ls in ((0, "-"), (1, ":")):
+                on = np.isfinite(curve) & (t_along > 0) & (t_along % 2 == parity)  # t = 0: not on a log axis
+                if on.any():
+                    ax.plot(t_along[on], curve[on], ls, lw=1.0, alpha=0.6, color=COLORS.get(str(model)),
+                            label=f"{label} at every {('even', 'odd')[parity]} step t of one run "
+                                  f"({int(ds.n_vote.sel(split=split))} boards)")
+        if t_train in steps[ok]:
+            ax.plot([t_train], [acc[list(steps).index(t_train)]], "o", ms=11, mfc="none",
+                    color=COLORS.get(str(model)))
+    ax.set_xscale("log", base=2)
+    if iterative_t:
+        ax.set_xticks(iterative_t, [str(t) for t in iterative_t])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(-3, 103)
+    ax.set_xlabel("steps T at test time (open circle: training T)")
+    ax.set_ylabel("board accuracy (%)")
+    n = int(ds.n_boards.sel(split=split))
+    g = f"{int(ds.givens_min.sel(split=split))}-{int(ds.givens_max.sel(split=split))} givens"
+    ax.set_title(f"{'in-distribution' if split == 'id' else 'out-of-distribution'} "
+                 f"({n} boards, {g})", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
 
-    ax = axes[0, 2]
+
+def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
+    """AKOrN's board accuracy vs K (energy selection; ``sum`` solid, ``last`` dashed)."""
     drew = False
     for model in ds.model.values:
         head = _headline_vote(ds, str(model))
@@ -171,7 +179,9 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ax.set_ylabel("board accuracy (%)")
     ax.grid(alpha=0.3)
 
-    ax_val, ax_loss = axes[1, 0], axes[1, 1]
+
+def _plot_training(ax_val: Any, ax_loss: Any, ds: xr.Dataset) -> None:
+    """Validation board accuracy and training loss per epoch."""
     weights = "EMA" if ds.attrs.get("weights", "ema") == "ema" else "raw weights"
     if ds.sizes.get("epoch", 0):
         epochs = ds.epoch.values
@@ -206,19 +216,6 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     ax_loss.set_ylabel("cross-entropy (all cells)")
     ax_loss.set_title("training loss", fontsize=10)
     ax_loss.grid(alpha=0.3, which="both")
-
-    ax = axes[1, 2]
-    ax.axis("off")
-    ax.text(0.0, 1.0, summarize(ds), family="monospace", fontsize=7.2, va="top", ha="left", transform=ax.transAxes)
-
-    b_r, b_c = _box(ds)
-    seeds = ", ".join(f"{LABELS.get(str(m), m)} {int(ds.seed.sel(model=m))}" for m in ds.model.values)
-    fig.suptitle(f"Sudoku {side}×{side} ({b_r}×{b_c} boxes): board accuracy; training seeds {seeds}, "
-                 f"noise seed {ds.attrs.get('seed', '?')}", fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    _save(fig, path)
-    plot_boards(ds, path.with_name(f"{path.stem}_boards.png"))
-    return path
 
 
 def _settings(ds: xr.Dataset, model: str) -> list[tuple[str, np.ndarray]]:
@@ -276,8 +273,6 @@ def _draw_board(ax: Any, puzzle: np.ndarray, solution: np.ndarray, pred: np.ndar
 
 
 def _rect(c: int, r: int) -> Any:
-    from matplotlib.patches import Rectangle
-
     return Rectangle((c, r), 1, 1, facecolor="#ffd6d6", edgecolor="none", zorder=0)
 
 
@@ -287,11 +282,6 @@ def plot_boards(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ds = _check(ds)
     box = _box(ds)
     columns = [(j, s) for j, split in enumerate(ds.split.values) for s in range(ds.sizes["sample"])
@@ -302,8 +292,8 @@ def plot_boards(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     if not columns:
         raise ValueError("ds: holds no sample boards (samples=0)")
     cell = 1.9
-    fig, axes = plt.subplots(len(rows), len(columns), figsize=(0.9 + cell * len(columns), 0.3 + cell * len(rows)),
-                             squeeze=False)
+    fig = new_figure((0.9 + cell * len(columns), 0.3 + cell * len(rows)), layout=None)
+    axes = fig.subplots(len(rows), len(columns), squeeze=False)
     for a, (label, preds) in enumerate(rows):
         for b, (j, s) in enumerate(columns):
             puzzle = ds.sample_puzzle.values[j, s]
@@ -324,7 +314,7 @@ def plot_boards(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     fig.suptitle("Sample boards: givens black, right answers blue, wrong answers red (right digit small, grey)",
                  fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=130)
 
 
 def _pct(x: float) -> str:

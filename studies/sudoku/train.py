@@ -1,8 +1,8 @@
-"""Training of the Sudoku models (``akorn sudoku train``): settings, presets, data, loss and the run loop.
+"""Training of the Sudoku models (``akorn sudoku train``): data, loss, validation and the run loop.
 
 One run trains one model (``akorn``, ``itrsa`` or ``transformer``) into its own directory::
 
-    <run_dir>/settings.json   the TrainSettings of the run (JSON)
+    <run_dir>/config.json   the TrainSettings of the run (JSON)
     <run_dir>/checkpoint.pt   weights, EMA, optimizer, RNG states (rewritten atomically every epoch)
     <run_dir>/train.h5        loss and accuracy curves (per step and per epoch, xarray/netCDF4)
 
@@ -14,23 +14,22 @@ that are evaluated (EMA if enabled) has reached ``stop_at`` at ``patience`` cons
 validations. Validation uses ``val_boards`` in-distribution boards that are neither in the
 training nor in the test set, at the training step count, with a fixed noise seed.
 
-The paper's recipe (AKORN.md §5.1, §6) is the ``paper`` preset: 9×9 boards, width 512, Adam
+The paper's recipe (AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9
+boards, width 512, Adam
 with lr 1e-3 (AKOrN) or 5e-4 (ItrSA, Transformer), batch 100, 100 epochs, gradient-norm clip
 1, EMA 0.995 updated every 10 steps after 100, cross-entropy over all cells (givens
 included). The ``quick`` and ``cpu`` presets keep the recipe and shrink the board or width;
-see :data:`PRESETS` for what each changes and why.
+see :data:`studies.sudoku.config.PRESETS` for what each changes and why.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,244 +37,20 @@ import xarray as xr
 from torch import nn
 from tqdm import tqdm
 
-from studies.cache import atomic_path
-from studies.config import ConfigError, StudyConfig, param
-from studies.sudoku.data import SudokuData, load_satnet, make_dataset
+from kuramoto.checks import check_int, check_positive
+from studies.config import ConfigError
+from studies.protocol import Outcome
+from studies.rundir import prepare_run, read_config
+from studies.sudoku.config import METRICS_NAME, RESUMABLE, TrainSettings
+from studies.sudoku.dataset import SudokuData
+from studies.sudoku.formats import load_rrn, load_satnet
+from studies.sudoku.generate import make_dataset
+from studies.sudoku.metrics import board_accuracy, cell_accuracy
+from studies.sudoku.models import build_model, predict_digits
+from studies.training import TrainConfig, Trainer, is_main_process, seed_everything, setup_distributed
 
-__all__ = [
-    "MODELS",
-    "PAPER_LR",
-    "PRESETS",
-    "SETTINGS_NAME",
-    "TrainResult",
-    "TrainSettings",
-    "build_model",
-    "converged",
-    "load_eval_data",
-    "load_train_data",
-    "read_settings",
-    "stop_reason",
-    "sudoku_loss",
-    "train_model",
-    "training_summary",
-]
-
-#: The three models of the paper's Sudoku table.
-MODELS = ("akorn", "itrsa", "transformer")
-#: Adam learning rate per model in the official scripts (AKORN.md §6).
-PAPER_LR = {"akorn": 1e-3, "itrsa": 5e-4, "transformer": 5e-4}
-#: Paper defaults of depth L and steps T per model (AKORN.md §4.2, §4.4).
-DEFAULT_DEPTH = {"akorn": 1, "itrsa": 1, "transformer": 8}
-DEFAULT_STEPS = {"akorn": 16, "itrsa": 16, "transformer": 1}
-#: File names inside a run directory.
-SETTINGS_NAME = "settings.json"
-METRICS_NAME = "train"
-#: Settings that may change when a run is resumed: they only decide when training stops.
-RESUMABLE = frozenset({"epochs", "stop_at", "patience", "plateau", "eval_every"})
-#: Fixed-step integrators a trained AKOrN layer can use (native: they differentiate a learnable γ).
-LAYER_METHODS = ("euler_normalized", "heun_normalized", "rk4_normalized", "geodesic_euler", "rkmk4", "cf4",
-                 "lawson_rk4")
-
-#: Preset overrides (the quick preset is the dataclass defaults).
-#:
-#: ``quick`` — 6×6 boards (2×3 boxes), width 64, 4 heads, 30 epochs of 9,000 boards: the
-#: smallest boards on which the paper's test-time claims can be checked (4×4 has only 288
-#: solved grids, and there more steps and energy selection had nothing left to fix). Measured
-#: on the shared 2-core machine, one torch thread per model, three models training at once,
-#: seed 0 (validation board accuracy at the training T, EMA weights):
-#:
-#: - AKOrN: 102-306 s per epoch (91 min in all; ≈ 100 s per epoch, 50 min, alone); 0% up to
-#:   epoch 4, 22% at 10, 62% at 16, 87% at 24, 88-90% over the last four epochs.
-#: - Transformer: 37-53 s per epoch (21 min); 64% at epoch 16, 67-70% from epoch 21 on.
-#: - ItrSA learns these boards far more slowly: 0% up to epoch 17, 9% at 30, 14% at 60, 41% at
-#:   100 and still rising (``--epochs 100``: 88 min); with lr 1e-3 instead of the paper's 5e-4
-#:   it reached 28% at epoch 30 (5e-4: 9%).
-#:
-#: On 4×4 boards (``--box 2 2``) AKOrN takes 77-112 s per epoch and reaches 78% after 3
-#: epochs. The EMA is updated every step (time constant 200 steps ≈ 2 epochs) instead of every
-#: 10 steps (≈ 22 epochs), which would leave the evaluated weights far behind in a 30-epoch run.
-#:
-#: ``cpu`` — 9×9 boards at width 128 (8 heads), otherwise the paper's recipe (EMA every 10
-#: steps with the ema_pytorch warm-up); up to 100 epochs, stopping once all 200 validation
-#: boards are solved at three validations in a row; meant to be resumed across sessions
-#: (``--max-hours``). Measured: 24-27 s per AKOrN step of 100 boards at load 8-11 (≈ 40 min
-#: per epoch; width 64: 10-11 s per step); at load 3-4, 12-19 min per epoch, and after 5 epochs
-#: (74 min) 46% of validation blank cells right, no board solved.
-#:
-#: ``paper`` — the official recipe at width 512 for a GPU (100 epochs, no early stop).
-PRESETS: dict[str, dict[str, Any]] = {
-    "quick": {},
-    "cpu": {"box": (3, 3), "width": 128, "heads": 8, "epochs": 100, "ema_every": 10, "ema_warmup_power": 2 / 3,
-            "stop_at": 1.0},
-    "paper": {"box": (3, 3), "width": 512, "heads": 8, "epochs": 100, "ema_every": 10, "ema_warmup_power": 2 / 3},
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainSettings(StudyConfig):
-    """Settings of one Sudoku training run (defaults: the quick preset).
-
-    ``None`` for ``depth``, ``steps`` and ``lr`` means the paper's value for the chosen
-    model (:data:`DEFAULT_DEPTH`, :data:`DEFAULT_STEPS`, :data:`PAPER_LR`).
-    """
-
-    study: ClassVar[str] = "sudoku"
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = PRESETS
-
-    model: Literal["akorn", "itrsa", "transformer"] = param(
-        "akorn", "which network to train: AKOrN, iterated self-attention (ItrSA) or a Transformer")
-    box: tuple[int, ...] = param((2, 3), "box shape: rows and columns of one box (board side = rows*cols)",
-                                 metavar="INT")
-    train_boards: int = param(9000, "generated training boards (ignored with --satnet-dir)")
-    val_boards: int = param(200, "generated in-distribution validation boards (early stop and curves)")
-    data_seed: int = param(0, "seed of the generated boards (train, validation, test, OOD)")
-    satnet_dir: str | None = param(None, "train on SATNet's features.pt/labels.pt in this directory "
-                                         "(first 9,000 boards) instead of generated boards", metavar="DIR")
-    width: int = param(64, "channels C per cell (AKOrN: C/n oscillators per cell)")
-    depth: int | None = param(None, "blocks L; none: the paper's (1 for AKOrN and ItrSA, 8 for the Transformer)")
-    steps: int | None = param(None, "Kuramoto / attention steps T per block in training; none: the paper's "
-                                            "(16; 1 for the Transformer)")
-    steps_range: tuple[int, ...] | None = param(
-        None, "train with T drawn uniformly from LO..HI (inclusive) for every batch, odd and even alike, instead "
-              "of a fixed T (validation still runs at --steps)", metavar="INT")
-    gamma_mode: Literal["learned", "bounded", "fixed"] = param(
-        "learned", "AKOrN step size γ: learned freely (the official model), learned within (0, --gamma-max) as "
-                   "gamma_max*sigmoid(theta), or fixed at --gamma")
-    gamma: float | None = param(None, "AKOrN initial (or fixed) step size γ; none: 1.0, or gamma_max/2 when bounded")
-    gamma_max: float = param(1.0, "upper bound of γ with --gamma-mode bounded")
-    method: Literal[LAYER_METHODS] = param(  # type: ignore[valid-type]
-        "euler_normalized", "integrator of the AKOrN Kuramoto layer (euler_normalized: the paper's update)")
-    heads: int = param(4, "attention heads")
-    n: int = param(4, "oscillator dimension (AKOrN only)")
-    epochs: int = param(30, "epochs to train (the run may stop earlier, see --stop-at)")
-    batch_size: int = param(100, "global batch size (split over DDP processes)")
-    lr: float | None = param(None, "Adam learning rate; none: the paper's (1e-3 AKOrN, 5e-4 ItrSA and "
-                                            "Transformer)")
-    grad_clip: float | None = param(1.0, "max global gradient norm (none: no clipping)")
-    ema_decay: float | None = param(0.995, "EMA factor of the evaluated weights (none: evaluate the raw weights)")
-    ema_every: int = param(1, "EMA update every this many optimizer steps")
-    ema_after: int = param(100, "optimizer steps during which the EMA copy equals the weights")
-    ema_warmup_power: float | None = param(None, "EMA decay warm-up power p of ema_pytorch (none: constant decay)")
-    loss_cells: Literal["all", "blank"] = param(
-        "all", "cells in the cross-entropy: all (the official code) or blank cells only")
-    seed: int = param(0, "seed of the initial weights, data order and training noise")
-    eval_every: int = param(1, "validate every this many epochs")
-    stop_at: float | None = param(None, "stop once the validation board accuracy reaches this "
-                                        "(none: train all epochs)")
-    patience: int = param(3, "consecutive validations that must reach --stop-at before stopping")
-    plateau: int | None = param(None, "stop once the validation board accuracy has not improved on its best for "
-                                      "this many validations (none: no plateau stop)")
-
-    def validate(self) -> None:
-        """Check ranges and relations between fields (raises ConfigError naming the field)."""
-        if len(self.box) != 2:
-            raise ConfigError("box", f"expected two integers (rows cols), got {self.box!r}")
-        self._positive("box", "train_boards", "val_boards", "width", "depth", "steps", "heads", "n", "epochs",
-                       "batch_size", "lr", "grad_clip", "ema_every", "eval_every", "patience", "plateau",
-                       "steps_range", "gamma", "gamma_max")
-        self._positive("data_seed", "seed", "ema_after", strict=False)
-        side = self.box[0] * self.box[1]
-        if not 2 <= side <= 9:
-            raise ConfigError("box", f"the board side rows*cols must be in 2..9, got {side}")
-        if self.satnet_dir is not None and tuple(self.box) != (3, 3):
-            raise ConfigError("satnet_dir", f"SATNet boards are 9x9; set --box 3 3 (got {self.box})")
-        if self.ema_decay is not None and not 0.0 <= self.ema_decay < 1.0:
-            raise ConfigError("ema_decay", f"expected a value in [0, 1), got {self.ema_decay}")
-        if self.ema_warmup_power is not None and not self.ema_warmup_power > 0:
-            raise ConfigError("ema_warmup_power", f"expected a positive value, got {self.ema_warmup_power}")
-        if self.stop_at is not None and not 0.0 < self.stop_at <= 1.0:
-            raise ConfigError("stop_at", f"expected a board accuracy in (0, 1], got {self.stop_at}")
-        if self.steps_range is not None:
-            if len(self.steps_range) != 2 or self.steps_range[0] > self.steps_range[1]:
-                raise ConfigError("steps_range", f"expected two step counts LO HI with LO <= HI, got {self.steps_range}")
-            if self.model == "transformer":
-                raise ConfigError("steps_range", "the Transformer has no iteration count to vary; use it with akorn "
-                                                 "or itrsa")
-        if self.gamma_mode == "bounded" and self.gamma is not None and not self.gamma < self.gamma_max:
-            raise ConfigError("gamma", f"with --gamma-mode bounded the initial step must lie below "
-                                       f"--gamma-max={self.gamma_max}, got {self.gamma}")
-        if self.width % self.heads:
-            raise ConfigError("heads", f"must divide width={self.width}, got {self.heads}")
-        if self.model == "akorn":
-            if self.n < 2 or self.n % 2:
-                raise ConfigError("n", f"the AKOrN rotation Omega needs an even n >= 2, got {self.n}")
-            if self.width % self.n:
-                raise ConfigError("width", f"must be a multiple of n={self.n}, got {self.width}")
-        elif self.width % 4:
-            raise ConfigError("width", f"the baselines' 2-D positional embedding needs a multiple of 4, "
-                                       f"got {self.width}")
-
-    @property
-    def side(self) -> int:
-        """Board side S."""
-        return self.box[0] * self.box[1]
-
-    @property
-    def model_depth(self) -> int:
-        """Depth L actually used (the paper default when ``depth`` is None)."""
-        return DEFAULT_DEPTH[self.model] if self.depth is None else self.depth
-
-    @property
-    def model_steps(self) -> int:
-        """Training steps T actually used (the paper default when ``steps`` is None)."""
-        return DEFAULT_STEPS[self.model] if self.steps is None else self.steps
-
-    @property
-    def initial_gamma(self) -> float:
-        """Initial (or fixed) AKOrN step size: ``gamma``, or its default for the ``gamma_mode``."""
-        if self.gamma is not None:
-            return self.gamma
-        return self.gamma_max / 2 if self.gamma_mode == "bounded" else 1.0
-
-    @property
-    def learning_rate(self) -> float:
-        """Adam learning rate actually used (the paper's per-model value when ``lr`` is None)."""
-        return PAPER_LR[self.model] if self.lr is None else self.lr
-
-    def train_config(self, device: str = "auto", epochs: int | None = None, checkpoint_every: int = 1) -> Any:
-        """The :class:`studies.training.TrainConfig` of this run.
-
-        Args:
-            device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-            epochs: epochs of this trainer (default ``self.epochs``).
-            checkpoint_every: write a checkpoint every this many epochs (and after the last).
-        """
-        from studies.training import TrainConfig
-
-        return TrainConfig(epochs=self.epochs if epochs is None else epochs, batch_size=self.batch_size,
-                           lr=self.learning_rate, weight_decay=0.0, grad_clip=self.grad_clip,
-                           ema_decay=self.ema_decay, ema_every=self.ema_every, ema_after=self.ema_after,
-                           ema_warmup_power=self.ema_warmup_power, seed=self.seed, num_workers=0,
-                           log_every=10, device=device, checkpoint_every=checkpoint_every)
-
-
-def build_model(settings: TrainSettings) -> nn.Module:
-    """A freshly initialised network for ``settings`` (seed the RNG first for fixed weights).
-
-    Args:
-        settings: the run's settings (model kind, box, width, depth, steps, heads, n).
-
-    Returns:
-        :class:`~networks.models.sudoku.SudokuAKOrN`,
-        :class:`~networks.models.baselines.IteratedSelfAttention` or
-        :class:`~networks.models.baselines.SudokuTransformer`.
-    """
-    if not isinstance(settings, TrainSettings):
-        raise TypeError(f"settings: expected TrainSettings, got {type(settings).__name__}")
-    box = (int(settings.box[0]), int(settings.box[1]))
-    if settings.model == "akorn":
-        from networks.models.sudoku import SudokuAKOrN
-
-        return SudokuAKOrN(box, width=settings.width, depth=settings.model_depth, n=settings.n,
-                           steps=settings.model_steps, heads=settings.heads, gamma=settings.initial_gamma,
-                           learn_gamma=settings.gamma_mode != "fixed",
-                           gamma_max=settings.gamma_max if settings.gamma_mode == "bounded" else None,
-                           method=settings.method)
-    from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
-
-    cls = IteratedSelfAttention if settings.model == "itrsa" else SudokuTransformer
-    return cls(box, width=settings.width, depth=settings.model_depth, steps=settings.model_steps,
-               heads=settings.heads)
+__all__ = ["TrainResult", "converged", "load_eval_data", "load_train_data", "read_settings", "stop_reason",
+           "sudoku_loss", "train_model", "training_summary"]
 
 
 def sudoku_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], *,
@@ -323,9 +98,6 @@ def _loss_fn(settings: TrainSettings) -> Callable[[nn.Module, Any], tuple[torch.
     return loss_fn
 
 
-# --------------------------------------------------------------------------- data
-
-
 def load_train_data(settings: TrainSettings, *, workers: int | None = None, cache_dir: str | os.PathLike | None = None,
                     progress: bool = True) -> tuple[SudokuData, SudokuData]:
     """Training and validation boards of a run.
@@ -367,7 +139,6 @@ def load_eval_data(settings: TrainSettings, boards: int, *, rrn_csv: str | None 
     else:
         test = make_dataset("test", box, boards, settings.data_seed, **kw)
     if rrn_csv is not None:
-        from studies.sudoku.data import load_rrn
 
         ood = load_rrn(rrn_csv, box=box).subset(slice(0, boards))
     else:
@@ -375,55 +146,25 @@ def load_eval_data(settings: TrainSettings, boards: int, *, rrn_csv: str | None 
     return {"id": test, "ood": ood}
 
 
-# --------------------------------------------------------------------------- run directory
-
-
 def read_settings(run_dir: str | os.PathLike) -> TrainSettings:
-    """The :class:`TrainSettings` stored in a run directory.
+    """The :class:`TrainSettings` stored in a run directory (``config.json``, or an older ``settings.json``).
 
     Raises:
-        FileNotFoundError: the directory holds no ``settings.json`` (never trained).
-        ValueError: the file is not valid settings JSON.
+        FileNotFoundError: the directory holds no config (never trained).
+        ValueError: the file is not a valid TrainSettings file.
     """
-    path = Path(run_dir) / SETTINGS_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"run_dir: {str(path)!r} does not exist; train the model first "
-                                f"(akorn sudoku train ...)")
-    try:
-        return TrainSettings.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
-        raise ValueError(f"run_dir: {str(path)!r} is not a TrainSettings JSON file: {exc}") from exc
+    return read_config(run_dir, TrainSettings, hint="train the model first (akorn sudoku train ...)")
 
 
 def _check_run_dir(settings: TrainSettings, run_dir: Path) -> None:
-    """Refuse to resume a run made with other settings; record the settings of this one.
-
-    Settings without a checkpoint (a run that never finished an epoch) are simply replaced.
-    """
-    from studies.training import CHECKPOINT_NAME, is_main_process
-
-    path = run_dir / SETTINGS_NAME
-    if path.is_file() and (run_dir / CHECKPOINT_NAME).is_file():
-        old = read_settings(run_dir).to_dict()
-        new = settings.to_dict()
-        changed = [k for k in sorted(new) if k not in RESUMABLE and old.get(k) != new[k]]
-        if changed:
-            diffs = "; ".join(f"{k}: {old.get(k)!r} there, {new[k]!r} now" for k in changed)
-            raise ConfigError(changed[0], f"{str(run_dir)!r} holds a run with other settings ({diffs}); only "
-                                          f"{', '.join(sorted(RESUMABLE))} may change when resuming. Choose "
-                                          f"another run directory (--tag NAME) for a new run.")
-    if is_main_process():
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(settings.to_dict(), sort_keys=True, indent=1) + "\n")
-
-
-# --------------------------------------------------------------------------- validation
+    """Refuse to resume a run made with other settings; record the settings of this one."""
+    prepare_run(settings, run_dir, resumable=RESUMABLE, write=is_main_process(),
+                fix="Choose another run directory (--tag NAME) for a new run.")
 
 
 def _validator(val: SudokuData, settings: TrainSettings) -> Callable[[nn.Module], dict[str, float]]:
     """Board and blank-cell accuracy of one prediction per validation board, at the training T
     and with a fixed noise seed (so the curve is not noisier than the model)."""
-    from studies.sudoku.evaluate import board_accuracy, cell_accuracy, predict_digits
 
     puzzles, solutions, given = val.grids("puzzles"), val.grids("solutions"), val.is_given()
 
@@ -433,9 +174,6 @@ def _validator(val: SudokuData, settings: TrainSettings) -> Callable[[nn.Module]
         return {"board_acc": board_accuracy(pred, solutions, given), "cell_acc": cell_accuracy(pred, solutions, given)}
 
     return eval_fn
-
-
-# --------------------------------------------------------------------------- the run loop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -493,6 +231,22 @@ def converged(history: xr.Dataset, settings: TrainSettings) -> bool:
     return stop_reason(history, settings) is not None
 
 
+def train_config(settings: TrainSettings, device: str = "auto", epochs: int | None = None,
+             checkpoint_every: int = 1) -> TrainConfig:
+    """The :class:`studies.training.TrainConfig` of a run.
+
+    Args:
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        epochs: epochs of this trainer (default ``settings.epochs``).
+        checkpoint_every: write a checkpoint every this many epochs (and after the last).
+    """
+    return TrainConfig(epochs=settings.epochs if epochs is None else epochs, batch_size=settings.batch_size,
+                       lr=settings.learning_rate, weight_decay=0.0, grad_clip=settings.grad_clip,
+                       ema_decay=settings.ema_decay, ema_every=settings.ema_every, ema_after=settings.ema_after,
+                       ema_warmup_power=settings.ema_warmup_power, seed=settings.seed, num_workers=0,
+                       log_every=10, device=device, checkpoint_every=checkpoint_every)
+
+
 def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epochs: int | None = None,
                 max_hours: float | None = None, device: str = "auto", workers: int | None = None,
                 cache_dir: str | os.PathLike | None = None, progress: bool = True,
@@ -506,7 +260,7 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
 
     Args:
         settings: the run's settings.
-        run_dir: directory of ``settings.json``, ``checkpoint.pt`` and ``train.h5``.
+        run_dir: directory of ``config.json``, ``checkpoint.pt`` and ``train.h5``.
         max_epochs: stop this call once the run has this many epochs in total (the run can
             be continued later with the same settings).
         max_hours: stop this call after the first validation that ends past this wall time.
@@ -525,15 +279,11 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
         ConfigError: ``run_dir`` holds a run with other settings (the field is named).
         ValueError: bad ``max_epochs`` / ``max_hours``, or a checkpoint that does not fit.
     """
-    from studies.training import Trainer, is_main_process, seed_everything, setup_distributed
 
     if not isinstance(settings, TrainSettings):
         raise TypeError(f"settings: expected TrainSettings, got {type(settings).__name__}")
-    if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
-        raise ValueError(f"max_epochs: expected a positive int or None, got {max_epochs!r}")
-    if max_hours is not None and (isinstance(max_hours, bool) or not isinstance(max_hours, (int, float))
-                                  or not max_hours > 0 or not math.isfinite(max_hours)):
-        raise ValueError(f"max_hours: expected a positive number or None, got {max_hours!r}")
+    check_int(max_epochs, "max_epochs", minimum=1, optional=True)
+    check_positive(max_hours, "max_hours", optional=True)
     started = time.perf_counter()
     run_dir = Path(run_dir)
     ctx = setup_distributed()
@@ -550,28 +300,15 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
     show = progress and is_main_process()
 
     def trainer(epochs: int) -> Trainer:
-        cfg = settings.train_config(device, epochs, checkpoint_every)
+        cfg = train_config(settings, device, epochs, checkpoint_every)
         return Trainer(model, _loss_fn(settings), train_set, cfg, out_dir=run_dir,
                        eval_fn=_validator(val, settings), eval_every=settings.eval_every,
                        metrics_name=METRICS_NAME, resume=True, progress=show)
 
     current = trainer(settings.epochs)  # loads and checks the checkpoint, if any
     target = settings.epochs if max_epochs is None else min(settings.epochs, max_epochs)
-    reason = ""
-    while True:
-        history = current.history
-        done = current.epoch
-        if done >= settings.epochs:
-            reason = "epochs"
-        elif (early := stop_reason(history, settings)) is not None:
-            reason = early
-        elif done >= target:
-            reason = "max_epochs"
-        elif max_hours is not None and time.perf_counter() - started > 3600 * max_hours:
-            reason = "max_hours"
-        if reason:
-            break
-        stop = min(target, (done // settings.eval_every + 1) * settings.eval_every)
+    while not (reason := _session_end(current, settings, target, max_hours, started)):
+        stop = min(target, (current.epoch // settings.eval_every + 1) * settings.eval_every)
         if stop != current.config.epochs:
             current = trainer(stop)
         current.fit()
@@ -580,6 +317,23 @@ def train_model(settings: TrainSettings, run_dir: str | os.PathLike, *, max_epoc
     finished = reason in ("epochs", "converged", "plateau")
     return TrainResult(history=current.history, epochs=current.epoch, finished=finished, reason=reason,
                        seconds=time.perf_counter() - started)
+
+
+def _session_end(current: Trainer, settings: TrainSettings, target: int, max_hours: float | None,
+                 started: float) -> str:
+    """Why training stops now (``"epochs"``, ``"converged"``, ``"plateau"``, ``"max_epochs"``,
+    ``"max_hours"``), or ``""`` to train another session."""
+    done = current.epoch
+    if done >= settings.epochs:
+        return "epochs"
+    early = stop_reason(current.history, settings)
+    if early is not None:
+        return early
+    if done >= target:
+        return "max_epochs"
+    if max_hours is not None and time.perf_counter() - started > 3600 * max_hours:
+        return "max_hours"
+    return ""
 
 
 def _report_epoch(history: xr.Dataset, settings: TrainSettings) -> None:
@@ -605,8 +359,25 @@ def training_summary(result: TrainResult, settings: TrainSettings, run_dir: str 
             "max_epochs": "paused at --max-epochs", "max_hours": "paused at --max-hours"}[result.reason]
     lines = [f"{settings.model}: {what} after {result.epochs} of {settings.epochs} epochs; "
              f"validation board accuracy ({'EMA' if ema else 'raw'} weights, T={settings.model_steps}): {val}",
-             f"run directory: {run_dir} (checkpoint.pt, train.h5, settings.json); this call took "
+             f"run directory: {run_dir} (checkpoint.pt, train.h5, config.json); this call took "
              f"{result.seconds / 60:.1f} min"]
     if not result.finished:
         lines.append("rerun the same command to continue from the last checkpoint")
     return "\n".join(lines)
+
+
+def apply_runtime(args: Any) -> None:
+    """The ``--threads`` and ``--device`` options of ``akorn sudoku train|eval``."""
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", "'cuda' requested but CUDA is not available")
+
+
+def train_command(settings: TrainSettings, args: Any) -> Outcome:
+    """``akorn sudoku train``: train (or resume) ``<out>/<tag>/<model>`` and summarise the run."""
+    apply_runtime(args)
+    run_dir = Path(args.out) / (args.tag or args.preset) / settings.model
+    result = train_model(settings, run_dir, max_epochs=args.max_epochs, max_hours=args.max_hours,
+                         device=args.device, workers=args.workers, progress=args.progress)
+    return Outcome(lines=[training_summary(result, settings, run_dir)])

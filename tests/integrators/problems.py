@@ -76,6 +76,8 @@ def final_state(method: str, field, x0, T: float, h: float, **kwargs) -> torch.T
         if cls.uses_tolerances:  # the implicit Adams corrector: converge it well below the step error
             kwargs.setdefault("rtol", 1e-10)
             kwargs.setdefault("atol", 1e-10)
+        # the coarse steps of an order fit leave the sphere by design (that is part of the error)
+        kwargs.setdefault("drift_tol", None)
         return solve(field, x0, [0.0, T], method, dt=h, **kwargs).xs[-1]
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from integrators import Compiled, solve, step_fixed
+import kuramoto as ku
+from integrators import Compiled, SolverError, solve, step_fixed
 
 from .problems import kuramoto_problem
 
@@ -53,10 +56,12 @@ def test_compiled_gradients_match() -> None:
 
 
 def test_compiled_refuses_what_it_cannot_wrap() -> None:
-    with pytest.raises(ValueError, match="Compiled wraps native fixed-step methods, got 'dopri5_normalized'"):
-        Compiled("dopri5_normalized")
+    with pytest.raises(ValueError, match="Compiled wraps native methods .*, got 'dopri5'"):
+        Compiled("dopri5")
     with pytest.raises(ValueError, match="got 'rk4'"):
         Compiled("rk4")
+    with pytest.raises(ValueError, match="fuse: an adaptive method takes the steps its controller chooses"):
+        Compiled("lawson_dopri5", fuse=2)
     with pytest.raises(TypeError, match="compile_options: expected a dict"):
         Compiled("rk4_normalized", compile_options=["cpp_wrapper"])
 
@@ -89,3 +94,75 @@ def test_fused_steps_are_the_inner_steps(fuse: int) -> None:
 def test_fuse_must_be_a_positive_integer(fuse) -> None:
     with pytest.raises(ValueError, match="fuse: expected a positive integer"):
         Compiled("rk4_normalized", backend="eager", fuse=fuse)
+
+
+def _classic_batch(K: torch.Tensor, seeds: int, N: int, seed: int = 60):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(seeds, N, 1, generator=g, dtype=torch.float64)
+    field = ku.KuramotoField(ku.MeanField(K.view(-1, 1, 1, 1)), omega=ku.Frequencies(w))
+    x0 = ku.random_states(seeds, N, n=2, generator=g, dtype=torch.float64).expand(len(K), seeds, N, 2)
+    return field, x0
+
+
+def test_solve_program_compiles_once_for_new_values() -> None:
+    """One compile per (method, shapes, dtype, observables): new K, ω, t and x0 values are inputs
+    of the same program (issue 14: a Python-float K recompiled for every value)."""
+    torch._dynamo.reset()
+    backend = _CountingBackend()
+    method = Compiled("lawson_rk4", backend=backend)
+    obs = {"r": ku.order_parameter}
+    field, x0 = _classic_batch(torch.tensor([0.5, 1.5, 3.0], dtype=torch.float64), 2, 7)
+    runs = []
+    with torch.no_grad():
+        for scale in (1.0, 2.0, 0.5):
+            field.coupling.k.mul_(scale)
+            field.omega.omega.mul_(scale)
+            t = torch.linspace(0.1 * scale, 0.1 * scale + 1.0, 11, dtype=torch.float64)
+            x = ku.normalize(x0 + 0.1 * scale)
+            runs.append((solve(field, x, t, method, dt=0.025, observe=obs),
+                         solve(field, x, t, "lawson_rk4", dt=0.025, observe=obs)))
+    assert backend.graphs == 1
+    for compiled, eager in runs:
+        torch.testing.assert_close(compiled.xs, eager.xs, rtol=0, atol=1e-13)
+        torch.testing.assert_close(compiled.observed["r"], eager.observed["r"], rtol=0, atol=1e-13)
+        assert compiled.stats == eager.stats and compiled.xs.is_contiguous()
+
+
+def test_a_sweep_over_K_is_one_batched_solve() -> None:
+    """A whole r(K) × seeds sweep through the public API in one solve equals one solve per K."""
+    torch._dynamo.reset()
+    K = torch.linspace(0.0, 4.0, 5, dtype=torch.float64)
+    field, x0 = _classic_batch(K, 3, 9)
+    t = torch.linspace(0, 2, 5, dtype=torch.float64)
+    obs = {"r": ku.order_parameter}
+    with torch.no_grad():
+        batched = solve(field, x0, t, Compiled("lawson_rk4", backend="eager"), dt=0.05, observe=obs,
+                        save_states=False)
+        for i, k in enumerate(K.tolist()):
+            one = ku.KuramotoField(ku.MeanField(k), omega=field.omega)
+            alone = solve(one, x0[i], t, "lawson_rk4", dt=0.05, observe=obs, save_states=False)
+            torch.testing.assert_close(batched.observed["r"][:, i], alone.observed["r"], rtol=0, atol=1e-13)
+    assert batched.observed["r"].shape == (5, 5, 3)
+
+
+def test_blow_up_inside_the_compiled_program_names_the_time() -> None:
+    """Finiteness is tracked inside the program and checked per chunk: the error still names the
+    first non-finite output time and keeps the outputs before it."""
+    torch._dynamo.reset()
+    field, x0 = kuramoto_problem(2, N=4, seed=61)
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    field.coupling.J[0, 0] = math.inf  # constructed finite, poisoned afterwards
+    with torch.no_grad(), pytest.raises(SolverError, match=r"'compiled:rk4_normalized'.*NaN or inf by t = 0.1 ") as info:
+        solve(field, x0, t, Compiled("rk4_normalized", backend="eager"), dt=0.05, check_stability=False)
+    sol = info.value.solution
+    assert sol.status == "nonfinite" and torch.equal(sol.xs[0], x0) and torch.isnan(sol.xs[1:]).all()
+
+
+def test_compiled_adaptive_method_matches_eager() -> None:
+    torch._dynamo.reset()
+    field, x0 = kuramoto_problem(4, N=6, seed=62)
+    with torch.no_grad():
+        a = solve(field, x0, [0.0, 0.5, 1.0], Compiled("lawson_dopri5", backend="eager"), rtol=1e-8, atol=1e-10)
+        b = solve(field, x0, [0.0, 0.5, 1.0], "lawson_dopri5", rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(a.xs, b.xs, rtol=0, atol=1e-12)
+    assert a.stats == b.stats and a.stats["steps"] > 2

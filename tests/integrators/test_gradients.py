@@ -86,7 +86,9 @@ def test_continuous_adjoint_of_a_coarse_fixed_step_solve_is_another_gradient() -
     J = field.coupling.J
 
     def grad_J(method: str, adjoint: bool) -> torch.Tensor:
-        sol = solve(field, x0, [0.0, 2.0], method, dt=0.5, adjoint=adjoint)
+        # h·max|ω| ≈ 1.04 is past Euler's rotation limit and the ambient steps drift: solve would
+        # refuse and warn; here the coarse discrete map itself is the point
+        sol = solve(field, x0, [0.0, 2.0], method, dt=0.5, adjoint=adjoint, check_stability=False, drift_tol=None)
         return torch.autograd.grad(sol.xs[-1].pow(2).mul(torch.arange(4.0, dtype=x0.dtype)).sum(), J)[0]
 
     exact = grad_J("euler", False)

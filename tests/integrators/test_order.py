@@ -28,8 +28,11 @@ from .problems import (
 
 # Dormand–Prince pairs have small leading error constants, so on some problems their fitted
 # slope stays above order + 0.3 until the error reaches round-off (torchdiffeq's dopri5 measured
-# 5.4–5.7 on seed 0). Seed 2 over t ∈ [0, 2] is in the asymptotic regime for every method.
-T_ORDER = 2.0
+# 5.4–5.7 on seed 0; lawson_dopri5, whose rotated integrand has large higher derivatives,
+# 5.33 on seed 2 over t ∈ [0, 2]). Over t ∈ [0, 3] the errors are larger, the finest steps stay
+# above round-off, and seed 2 is in the asymptotic regime for every method (all three
+# order-5 pairs fit 5.03–5.19).
+T_ORDER = 3.0
 SEED_ORDER = 2
 
 

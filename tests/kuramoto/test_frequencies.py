@@ -74,7 +74,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="even sphere dimension"):
         ku.Frequencies(torch.ones(3)).apply(torch.ones(3, 3))
     with pytest.raises(ValueError, match="omega: expected shape"):
-        ku.Frequencies(torch.ones(2, 2, 2))
+        ku.Frequencies(torch.ones(0))
     with pytest.raises(ValueError, match="n: expected an even"):
         ku.RotationPairs(3)
     with pytest.raises(ValueError, match="n=3"):

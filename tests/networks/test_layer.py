@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from integrators import Compiled
 from kuramoto.couplings.graph import MeanField
 from kuramoto.couplings.image import Attention, Conv, to_features, to_oscillators
 from kuramoto.frequencies import RotationPairs
@@ -321,6 +322,22 @@ def test_learned_state_trained_with_riemannian_adam_stays_on_sphere():
 
 
 # ----------------------------------------------------------------------------- validation and devices
+
+def test_a_solver_object_is_refused_with_what_the_layer_takes_and_how_to_compile():
+    conv = make_coupling("conv")
+    compiled = Compiled("euler_normalized", backend="eager")
+    with pytest.raises(ValueError) as refused:
+        KuramotoLayer(conv, N_OSC, C, method=compiled)
+    message = str(refused.value)
+    assert "registered name" in message and "integrators.METHODS" in message and "'euler_normalized'" in message
+    assert "not a Compiled object" in message and "torch.compile(layer)" in message
+    layer = KuramotoLayer(conv, N_OSC, C, steps=2)
+    with pytest.raises(ValueError, match="not a Compiled object"):
+        layer.use_integrator(compiled)
+    # the advice holds: the compiled layer gives the eager layer's output
+    c, x0 = torch.randn(2, C, H, W, generator=gen(1)), torch.randn(2, C, H, W, generator=gen(2))
+    torch.testing.assert_close(torch.compile(layer, backend="eager")(c, x0), layer(c, x0))
+
 
 def test_constructor_errors():
     conv = make_coupling("conv")

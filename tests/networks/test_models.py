@@ -289,15 +289,16 @@ def test_sudoku_learns_fixed_batch() -> None:
     assert last < 0.8 * first
 
 
-def test_sudoku_fixed_noise_is_deterministic_and_shared() -> None:
+def test_sudoku_fixed_noise_is_deterministic_and_drawn_per_item() -> None:
     torch.manual_seed(0)
     model = SudokuAKOrN.tiny(fixed_noise=True).eval()
     board, _ = puzzles(1, (3, 3))
     pair = board.repeat(2, 1, 1)
     with torch.no_grad():
         a, b = model(pair), model(pair)
-    torch.testing.assert_close(a, b)
-    torch.testing.assert_close(a[0], a[1])  # one noise tensor for the whole batch
+    torch.testing.assert_close(a, b)  # the same boards give the same answer, call after call
+    # as in the official code, item b starts from slice b of one seed-42 draw: a batch of copies differs
+    assert not torch.allclose(a[0], a[1])
     assert "noise" not in model.state_dict()
 
 

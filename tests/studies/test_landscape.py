@@ -57,10 +57,11 @@ def test_energy_never_increases_for_a_gradient_flow(hopfield):
 
 def test_fixed_points_and_basins(hopfield):
     _, ds, _ = hopfield
-    assert np.isclose(float(ds["basin_size"].sum()), 1.0)
-    assert int(ds["basin_count"].sum()) == ds.sizes["init"]
+    assert np.isclose(float(ds["basin_size"].sum()), 1.0)  # fractions of the converged runs
+    assert int(ds["basin_count"].sum()) == int(ds["converged_runs"]) == int(ds["converged"].sum())
     assert (np.diff(ds["minimum_energy"].values) >= 0).all()  # sorted by energy
-    np.testing.assert_array_equal(np.bincount(ds["minimum_index"].values), ds["basin_count"].values)
+    index = ds["minimum_index"].values
+    np.testing.assert_array_equal(np.bincount(index[index >= 0]), ds["basin_count"].values)
     # runs that reached the same fixed point end at the same energy
     for m in range(ds.sizes["minimum"]):
         e = ds["energy_final"].values[ds["minimum_index"].values == m]
@@ -83,7 +84,7 @@ def test_pattern_coupling_equals_dense_blocks():
     J = torch.einsum("pia,pjb->ijab", xi, xi) / 10
     J[torch.arange(10), torch.arange(10)] = 0.0
     dense = ku.Dense(J)
-    fast = landscape._pattern_coupling_cls()(xi)
+    fast = landscape.PatternCoupling(xi)
     x = ku.random_states(4, 10, n=3, generator=g, dtype=torch.float64)
     torch.testing.assert_close(fast(x), dense(x))
     assert dense.is_symmetric(atol=1e-14)
@@ -105,12 +106,15 @@ def test_clustering_mods_out_global_rotation():
 
 @pytest.mark.parametrize("coupling, N, n", [("dense", 16, 2), ("lattice", 16, 2)])
 def test_other_couplings_with_stimulus(coupling, N, n):
-    config = landscape.Config(coupling=coupling, N=N, n=n, inits=16, t_max=10.0, stimulus=0.5, project_inits=4,
-                              grid=6)
+    # These relax slowly: at t = 20 a few runs are within tol = 1e-2 of a fixed point, the rest are
+    # still moving and in no basin.
+    config = landscape.Config(coupling=coupling, N=N, n=n, inits=16, t_max=20.0, tol=1e-2, stimulus=0.5,
+                              project_inits=4, grid=6)
     assert config.symmetry == "none"
     ds = landscape.run(config, progress=False)
     assert int(ds["energy_monotone"]) == 1
     assert ds.sizes["minimum"] >= 1
+    assert int(ds["basin_count"].sum()) == int(ds["converged_runs"]) >= 1
 
 
 def test_config_validation_names_the_field():

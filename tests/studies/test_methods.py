@@ -24,7 +24,7 @@ def comparison(tmp_path_factory):
 
 def test_schema_units_and_provenance(comparison):
     config, ds, path = comparison
-    assert dict(ds.sizes) == {"method": 6, "h": 4}
+    assert dict(ds.sizes) == {"solver": 6, "h": 4}
     np.testing.assert_allclose(ds["h"].values, [0.25, 0.125, 0.0625, 0.03125])
     for name in ("error", "drift", "wall_time", "cpu_time", "nfe", "steps", "rejected", "status", "order",
                  "order_observed", "adaptive", "stays_on_sphere", "h_effective", "rtol"):
@@ -37,7 +37,7 @@ def test_schema_units_and_provenance(comparison):
     assert methods.Config.from_json(ds.attrs["config"]) == config
     assert {"akorn_version", "torch_version", "numpy_version", "git_commit", "seed"} <= set(ds.attrs)
     with xr.open_dataset(path) as plain:
-        assert plain["error"].dims == ("method", "h")
+        assert plain["error"].dims == ("solver", "h")
     assert methods.plot(ds, path.with_suffix(".png")).read_bytes()[:4] == b"\x89PNG"
     assert "observed" in methods.summarize(ds)
 
@@ -45,10 +45,10 @@ def test_schema_units_and_provenance(comparison):
 def test_observed_orders_match_nominal(comparison):
     _, ds, _ = comparison
     for m in ("rk4_normalized", "lawson_rk4", "cf4", "rk4"):
-        obs = float(ds["order_observed"].sel({"method": m}))
+        obs = float(ds["order_observed"].sel(solver=m))
         assert abs(obs - 4) < 0.6, (m, obs)
-    assert abs(float(ds["order_observed"].sel({"method": "euler_normalized"})) - 1) < 0.4
-    assert np.isnan(float(ds["order_observed"].sel({"method": "dopri5"})))
+    assert abs(float(ds["order_observed"].sel(solver="euler_normalized")) - 1) < 0.4
+    assert np.isnan(float(ds["order_observed"].sel(solver="dopri5")))
     # errors shrink with h for every fixed-step method
     fixed = ds["adaptive"] == 0
     err = ds["error"].where(fixed, drop=True).values
@@ -57,21 +57,21 @@ def test_observed_orders_match_nominal(comparison):
 
 def test_sphere_drift(comparison):
     _, ds, _ = comparison
-    for m in ds["method"].values:
-        drift = ds["drift"].sel({"method": m}).values
+    for m in ds["solver"].values:
+        drift = ds["drift"].sel(solver=m).values
         if METHODS[str(m)].stays_on_sphere:
             assert drift.max() < 1e-12, m
     # plain RK4 leaves the sphere at a coarse step
-    assert float(ds["drift"].sel({"method": "rk4"}).isel(h=0)) > 1e-8
+    assert float(ds["drift"].sel(solver="rk4").isel(h=0)) > 1e-8
 
 
 def test_adaptive_runs_report_tolerance_and_mean_step(comparison):
     _, ds, _ = comparison
-    d = ds.sel({"method": "dopri5"})
+    d = ds.sel(solver="dopri5")
     np.testing.assert_allclose(d["rtol"].values, 1e-3 * 10.0 ** -np.arange(4))
     assert (d["h_effective"].values > 0).all()
     assert (np.diff(d["nfe"].values) >= 0).all()  # tighter tolerance, more work
-    assert np.isnan(ds["rtol"].sel({"method": "rk4"}).values).all()
+    assert np.isnan(ds["rtol"].sel(solver="rk4").values).all()
 
 
 def test_fit_order():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from studies.objects import data as D
+from studies.objects import generators
 from studies.objects import (
     GENERATORS,
     SceneData,
@@ -183,7 +184,7 @@ def test_tetrominoes_scenes_look_like_tetrominoes():
     assert (d.num_objects == 3).all()
     rgb = np.round(d.images * 255).astype(np.uint8).transpose(0, 2, 3, 1)
     assert (rgb[d.masks == 0] == 0).all()                                            # black background
-    palette = {tuple(c) for c in D.TETROMINO_PALETTE.tolist()}
+    palette = {tuple(c) for c in generators.TETROMINO_PALETTE.tolist()}
     pieces = {(_crop_to_bbox(np.repeat(np.repeat(x, 4, 0), 4, 1)).tobytes(),
                _crop_to_bbox(np.repeat(np.repeat(x, 4, 0), 4, 1)).shape) for x in tetromino_orientations()}
     for i in range(30):

@@ -16,7 +16,8 @@ from networks.models import ObjectAKOrN, ObjectViT
 from studies import storage
 from studies.config import ConfigError
 from studies.objects import make_scenes
-from studies.objects import study as S
+from studies.commands import add_task_arguments, run_task, standalone
+from studies.objects import config as S
 from studies.objects.augment import (
     SimCLRAugment,
     adjust_hue,
@@ -28,9 +29,11 @@ from studies.objects.augment import (
 )
 from studies.objects.evaluate import evaluate, pca_colours, predict_masks
 from studies.objects.metrics import fg_ari
-from studies.objects.plots import mask_colours
+from studies.objects.plots import mask_colours, summarize
 from studies.objects.train import SimCLRObjective, _gather, build_model, info_nce
 from studies.training import seed_everything
+
+from .result_checks import assert_result_file
 
 #: A config small enough to train and evaluate in seconds.
 TINY = dict(num_train=64, width=16, heads=4, steps=2, epochs=2, batch_size=32, monitor_every=1, monitor_images=8,
@@ -337,13 +340,13 @@ def test_run_directory_refuses_another_training_config(tmp_path):
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="akorn objects")
-    S.add_arguments(parser)
+    add_task_arguments(parser, S.TASK)
     return parser.parse_args(argv)
 
 
 def test_command_runs_standalone_without_the_registry_entry(capsys):
     with pytest.raises(SystemExit) as exc:
-        S._standalone(["eval", "--help"])
+        standalone(S.TASK, ["eval", "--help"])
     assert exc.value.code == 0 and "eval-uptile4.h5" in capsys.readouterr().out
 
 
@@ -357,30 +360,31 @@ def test_cli_options_and_errors(capsys):
                    "--compile", "under 2 hours"):
         assert option in out
     with pytest.raises(SystemExit) as exc:
-        S.main(_parse(["eval", "--width", "30", "--heads", "4"]))
+        run_task(_parse(["eval", "--width", "30", "--heads", "4"]))
     assert exc.value.code == 2 and "--width" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         _parse([])                                     # a sub-command is required
     with pytest.raises(SystemExit) as exc:
-        S.main(_parse(["train", "--workers", "-1"]))
+        run_task(_parse(["train", "--workers", "-1"]))
     assert exc.value.code == 2 and "--workers" in capsys.readouterr().err
 
 
 def test_train_then_eval_end_to_end_through_the_command(tmp_path, capsys):
     opts = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()] + ["--out", str(tmp_path), "--no-progress",
                                                                         "--device", "cpu"]
-    assert S.main(_parse(["eval", *opts])) == 1                          # nothing trained yet
+    assert run_task(_parse(["eval", *opts])) == 1                          # nothing trained yet
     assert "no checkpoint" in capsys.readouterr().err
-    assert S.main(_parse(["train", *opts])) == 0
+    assert run_task(_parse(["train", *opts])) == 0
     run = S.run_dir(S.Config(**TINY), tmp_path)
     assert {"config.json", "checkpoint.pt", "train.h5", "train.png"} <= {p.name for p in run.iterdir()}
     with xr.open_dataset(run / "train.h5", engine="h5netcdf") as history:
         assert history.sizes["epoch"] == 2 and np.isfinite(history["eval_ema_fg_ari"].values).all()
         assert "epoch_acc" in history
-    assert S.main(_parse(["eval", *opts])) == 0
+    assert run_task(_parse(["eval", *opts])) == 0
     out = capsys.readouterr().out
     assert "FG-ARI" in out and "MBO" in out and "oscillators x_t" in out and "untrained" in out
     ds = storage.open_dataset(run / S.FILENAME, study="objects")
+    assert_result_file(ds, vocabulary=None)
     assert set(ds.sizes) == {"image", "example", "channel", "y", "x", "fy", "fx", "step", "ty", "tx"}
     assert ds.sizes["image"] == 12 and ds.sizes["step"] == 3 and ds.sizes["example"] == 3
     for name in ("fg_ari", "mbo", "num_objects", "fg_ari_mean", "fg_ari_std", "mbo_mean", "mbo_std",
@@ -400,8 +404,8 @@ def test_train_then_eval_end_to_end_through_the_command(tmp_path, capsys):
         ("akorn", "tetrominoes", "ema", 2)
     assert int(ds.attrs["look_alike"]) == 1 and S.Config.from_json(ds.attrs["config"]) == S.Config(**TINY)
     assert (run / "eval.png").stat().st_size > 10_000
-    assert S.summarize(ds).startswith("AKOrN on tetrominoes look-alike scenes, 12 test images")
-    assert S.main(_parse(["eval", *opts, "--uptile", "2", "--no-plot"])) == 0       # beside, not over, eval.h5
+    assert summarize(ds).startswith("AKOrN on tetrominoes look-alike scenes, 12 test images")
+    assert run_task(_parse(["eval", *opts, "--uptile", "2", "--no-plot"])) == 0       # beside, not over, eval.h5
     tiled = storage.open_dataset(run / "eval-uptile2.h5", study="objects")
     assert tiled.sizes["fy"] == 2 * ds.sizes["fy"] and int(tiled.attrs["uptile"]) == 2
     assert S.eval_path(S.Config(eval_steps=16, clusters=5), run).name == "eval-T16-K5.h5"

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from studies.robustness import data as rdata
+from studies.robustness import shapes as shapes_module
 from studies.robustness.corruptions import CORRUPTIONS, SEVERITY_PARAMS, corrupt
 from studies.robustness.data import (
     FASHION_MNIST_DEBIAN_DIR,
@@ -316,7 +317,7 @@ def test_textured_shapes_cache_reuse(tmp_path: Path, monkeypatch) -> None:
     def boom(*args, **kwargs):
         raise AssertionError("cache miss: rendered again")
 
-    monkeypatch.setattr(rdata, "render_textured_shapes", boom)
+    monkeypatch.setattr(shapes_module, "render_textured_shapes", boom)
     second = textured_shapes("test", n=40, seed=1, cache_dir=tmp_path)
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.labels, second.labels)

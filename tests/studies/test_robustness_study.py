@@ -15,10 +15,15 @@ import xarray as xr
 
 from studies.config import ConfigError
 from studies.robustness import evaluate as rev
-from studies.robustness import study
-from studies.robustness.evaluate import RobustnessEvalConfig, evaluate
-from studies.robustness.train import RobustnessTrainConfig, RunError, augment, load_run, train
+from studies.commands import add_task_arguments, run_task
+from studies.robustness.config import TASK
+from studies.robustness.config import RobustnessEvalConfig, RobustnessTrainConfig, RunError
+from studies.robustness.evaluate import evaluate
+from studies.robustness.models import load_run
+from studies.robustness.train import augment, train
 from studies.storage import open_dataset
+
+from .result_checks import assert_result_file
 
 # -- a tiny, learnable Fashion-MNIST stand-in ---------------------------------------------------
 
@@ -127,7 +132,7 @@ def test_eval_config_ensemble_sizes_and_images() -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="akorn robustness")
-    study.add_arguments(parser)
+    add_task_arguments(parser, TASK)
     return parser
 
 
@@ -141,11 +146,11 @@ def test_cli_help_and_errors_name_the_option(capsys: pytest.CaptureFixture[str],
         assert "--preset" in out and "--out" in out and "--seed" in out
     args = parser.parse_args(["train", "--width", "5", "--out", str(tmp_path / "run")])
     with pytest.raises(SystemExit) as exc:
-        study.main(args)
+        run_task(args)
     assert exc.value.code == 2
     assert "argument --width" in capsys.readouterr().err
     args = parser.parse_args(["eval", str(tmp_path / "nothing"), "--out", str(tmp_path)])
-    assert study.main(args) == 1
+    assert run_task(args) == 1
     assert "config.json" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
@@ -237,6 +242,7 @@ def test_eval_dataset_schema(evaluated: tuple[xr.Dataset, Path]) -> None:
     assert set(json.loads(ds.attrs["train_configs"])) == {"akorn", "convnet"}
     assert list(ds["stochastic"].values) == [1, 0] and (ds["train_epochs"].values == 2).all()
     on_disk = open_dataset(path, study="robustness")
+    assert_result_file(on_disk, vocabulary=None)
     xr.testing.assert_identical(on_disk.drop_attrs(), ds.drop_attrs())
     for name, var in on_disk.variables.items():
         assert "long_name" in var.attrs, name
@@ -276,7 +282,7 @@ def test_eval_resumes_from_cached_parts_through_the_cli(evaluated: tuple[xr.Data
     for key, value in TINY_EVAL.items():
         values = value if isinstance(value, tuple) else (value,)
         argv += [f"--{key.replace('_', '-')}", *map(str, values)]
-    assert study.main(_parser().parse_args(argv)) == 0
+    assert run_task(_parser().parse_args(argv)) == 0
     out = capsys.readouterr().out
     assert "akorn" in out and "convnet" in out and "AKOrN^mix (paper" in out
     again = open_dataset(path, study="robustness")
@@ -318,7 +324,7 @@ def test_registered_command_help_and_show(evaluated: tuple[xr.Dataset, Path], mo
                                           capsys: pytest.CaptureFixture[str]) -> None:
     from studies import cli
 
-    monkeypatch.setitem(cli.REGISTRY, "robustness", cli.Entry("studies.robustness.study", "robustness study"))
+    monkeypatch.setitem(cli.REGISTRY, "robustness", cli.Entry("studies.robustness.config", "robustness study"))
     with pytest.raises(SystemExit) as exc:
         cli.main(["robustness", "--help"])
     assert exc.value.code == 0

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from studies.sudoku import data as D
+from studies.sudoku import generate as generate_module
 
 BOXES = [(2, 2), (2, 3), (3, 2), (3, 3)]
 
@@ -232,7 +233,7 @@ def test_make_dataset_cache(tmp_path, monkeypatch) -> None:
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(D, "generate_puzzles", counting)
+    monkeypatch.setattr(generate_module, "generate_puzzles", counting)
     first = D.make_dataset("train", (2, 2), size=6, seed=1, workers=1, cache_dir=tmp_path, progress=False)
     assert len(calls) == 1 and len(list(tmp_path.glob("*.h5"))) == 1
     second = D.make_dataset("train", (2, 2), size=6, seed=1, workers=2, cache_dir=tmp_path, progress=False)

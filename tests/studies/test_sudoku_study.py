@@ -15,27 +15,24 @@ from studies.config import ConfigError
 from studies.sudoku import evaluate as evaluate_module
 from studies.sudoku import train as train_module
 from studies.sudoku.data import make_dataset
-from studies.sudoku.study import (
-    EvalSettings,
-    TrainSettings,
-    accuracy_along,
-    add_arguments,
-    board_accuracy,
-    build_model,
-    cell_accuracy,
-    energy_scores,
-    evaluate,
-    main,
-    predict,
-    predict_digits,
-    run_dirs,
-    select_by_energy,
-    solved,
-    summarize,
-    train_model,
-    vote,
-)
+from studies.commands import add_task_arguments, run_task
+from studies.sudoku.config import TASK, EvalSettings, TrainSettings
+from studies.sudoku.evaluate import evaluate, run_dirs
+from studies.sudoku.metrics import board_accuracy, cell_accuracy, energy_scores, select_by_energy, solved, vote
+from studies.sudoku.models import accuracy_along, build_model, predict, predict_digits
+from studies.sudoku.plots import summarize
+from studies.sudoku.train import train_model
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_task_arguments(parser, TASK)
+
+
+def main(args: argparse.Namespace) -> int:
+    return run_task(args)
 from studies.training import load_model_weights
+
+from .result_checks import assert_result_file
 
 BOX = (2, 2)
 
@@ -428,6 +425,7 @@ def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys
         assert (trained / "tiny" / png).stat().st_size > 10_000
     assert not path.with_suffix(".partial.h5").exists()
     ds = open_dataset(path, study="sudoku")
+    assert_result_file(ds, vocabulary=None)
     assert list(ds.model.values) == ["akorn", "itrsa", "transformer"]
     assert list(ds.split.values) == ["id", "ood"] and list(ds.T.values) == [1, 2, 4]
     assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum"]

@@ -13,6 +13,8 @@ pytest.importorskip("integrators")
 
 from studies import storage, sync  # noqa: E402
 from studies.config import ConfigError  # noqa: E402
+from studies.sync import model as sync_model  # noqa: E402
+from studies.sync import plots as sync_plots  # noqa: E402
 
 
 def test_quick_preset_is_the_documented_default():
@@ -150,7 +152,7 @@ def test_n3_frequencies_rotate_about_random_axes():
 def test_sparse_graphs(graph, N, degree):
     config = sync.Config(N=(N,), graph=graph, degree=6 if graph != "erdos_renyi" else 8, k_num=2, k_max=8.0,
                          seeds=1, t_transient=5.0, t_average=5.0)
-    edges, mean_degree = sync._graph_edges(config, N, 0)
+    edges, mean_degree = sync_model.graph_edges(config, N, 0)
     assert mean_degree == pytest.approx(degree)
     assert (edges[0] != edges[1]).all()  # no self-loops
     pairs = set(map(tuple, edges.T.tolist()))
@@ -187,3 +189,21 @@ def test_existing_file_with_other_config_is_refused(tmp_path):
     ds = sync.run(config.replace(k_num=3), path=path, workers=0, progress=False, overwrite=True)
     assert ds.sizes["K"] == 3
     assert json.loads(ds.attrs["config"])["k_num"] == 3
+
+
+def test_transition_plot_draws_nothing_across_k_c_between_simulated_points(monkeypatch):
+    # K = 0, 2/3, 4/3, 2 around K_c = 1: a band shaded between neighbouring K drew a wedge across
+    # K_c, where r(K) has a kink; the spread over seeds is known at the simulated K only.
+    config = sync.Config.preset("quick", N=(100,), k_num=4, k_max=2.0, seeds=2, t_transient=2.0, t_average=2.0,
+                                chunks=1)
+    ds = sync.run(config, workers=0, progress=False)
+    figures = []
+    monkeypatch.setattr(sync_plots, "save_figure", lambda fig, path, dpi: figures.append(fig) or path)
+    sync.plot(ds, "unused.png")
+    ax = figures[0].axes[0]
+    kc = float(ds["K_c"])
+    assert ax.collections  # the error bars
+    for collection in ax.collections:
+        for path in collection.get_paths():
+            x = path.vertices[:, 0]
+            assert not x.min() < kc < x.max(), f"{type(collection).__name__} spans K = {x.min():g}..{x.max():g}"

@@ -1,77 +1,40 @@
-"""Unsupervised object discovery: train AKOrN / ItrSA / ViT with SimCLR, cluster features into masks.
+"""What ``akorn objects`` needs before any work starts: the datasets' paper settings, the config and the command.
 
-``akorn objects train --model akorn`` trains a model with SimCLR (two augmented views per
-image, InfoNCE with τ = 0.1) on multi-object scenes; ``akorn objects eval --model akorn``
-clusters the final feature map of each test image into masks and scores them with FG-ARI and
-MBO (mean ± std over images), writes ``eval.h5`` and a figure of images, masks and the
-oscillators' states over the Kuramoto steps. Default: the ``quick`` preset (Tetrominoes
-look-alike, a narrow model, CPU in under 2 hours); ``--preset paper`` is the published recipe.
-
-The paper's binding result (AKORN.md §4.3, §5.2, §7.2): oscillators that synchronise per object
-let a network segment scenes it never saw labels for. Pipeline, following the official
-``train_obj.py`` / ``eval_obj.py``:
-
-* **Data** (:mod:`studies.objects.data`): generated look-alikes of Tetrominoes / multi-dSprites
-  and the official Shapes recipe (scores on look-alikes are *not* comparable with the paper's),
-  or the published files with ``--data-root`` (Tetrominoes, multi-dSprites, CLEVR6, CLEVRTex).
-* **Training** (:mod:`studies.objects.train`): :class:`~studies.training.Trainer` (Adam, EMA,
-  atomic checkpoints, exact resume, DDP under ``torchrun``); batched SimCLR augmentations
-  (:mod:`studies.objects.augment`); InfoNCE over the global batch (embeddings all-gathered
-  across DDP ranks).
-* **Evaluation** (:mod:`studies.objects.evaluate`): EMA weights; final readout map (AKOrN) or
-  final LayerNorm output (ItrSA/ViT); optional up-tiling; per-image PCA to 128 dimensions;
-  agglomerative clustering (average linkage) into K clusters; FG-ARI and MBO.
-
-Files of a run, in ``<out>/<dataset>-<model>-seed<seed>/``: ``config.json`` (the study
-config), ``checkpoint.pt`` and ``train.h5`` (:class:`~studies.training.Trainer`),
-``train.png`` (loss and monitoring curves), ``eval.h5`` and ``eval.png`` (``eval-uptile4.h5`` …
-for other evaluation settings). Rerunning the same ``train`` command resumes from the last
-completed epoch (``--epochs`` may grow); ``train`` and ``eval`` refuse a run directory whose
-config differs in anything but the evaluation, epoch and monitoring settings.
-
-Run ``python -m studies.objects.study train|eval ...`` where the ``akorn`` entry point is not
-installed; under DDP: ``torchrun --nproc_per_node=K -m studies.objects.study train ...``.
+Torch-free at import: :class:`Config` (one field per option, the ``quick`` and ``paper`` presets),
+the run-directory rules (:func:`run_dir`, :func:`eval_path`, :func:`check_run_config`) and
+:data:`TASK`, from which :mod:`studies.commands` generates ``akorn objects train|eval``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
-import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import xarray as xr
-
 from studies.config import ConfigError, StudyConfig, param
+from studies.protocol import Action, Task, non_negative_int, positive_int
+from studies.rundir import CONFIG_NAME as _RUN_CONFIG
+from studies.rundir import changed_fields, config_path, read_config
 
-__all__ = [
-    "CONFIG_NAME",
-    "DATASETS",
-    "DEFAULT_OUT",
-    "EVAL_FIELDS",
-    "FILENAME",
-    "Config",
-    "DatasetSpec",
-    "add_arguments",
-    "check_run_config",
-    "main",
-    "plot",
-    "eval_path",
-    "read_run_config",
-    "run",
-    "run_dir",
-    "summarize",
-]
+__all__ = ["MODEL_NAMES", "TASK", "CONFIG_NAME", "Config", "DATASETS", "DEFAULT_OUT", "DatasetSpec", "EVAL_FIELDS",
+           "FILENAME", "check_run_config", "eval_path", "read_run_config", "run_dir"]
+
 
 #: Result file of ``akorn objects eval`` with the default evaluation settings (see :func:`eval_path`).
 FILENAME = "eval.h5"
+
+
 #: Parent directory of the runs unless ``--out`` says otherwise.
 DEFAULT_OUT = "results/objects"
-#: The study config of a run, written when its training starts.
-CONFIG_NAME = "config.json"
 
+
+#: The study config of a run, written when its training starts.
+CONFIG_NAME = _RUN_CONFIG
+
+
+#: Display names of the models.
+MODEL_NAMES = {"akorn": "AKOrN", "itrsa": "ItrSA", "vit": "ViT"}
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
@@ -110,9 +73,12 @@ DATASETS: dict[str, DatasetSpec] = {
     "clevrtex": DatasetSpec(128, 8, 11, 256, "gn", 500, 40_000, 5_000, False),
 }
 
+
 #: Fields that only affect ``eval``: they may differ between the training run and its evaluation.
 EVAL_FIELDS = frozenset({"clusters", "pca_dim", "uptile", "eval_steps", "num_test", "num_examples", "eval_batch",
                          "eval_seed", "eval_untrained"})
+
+
 #: Fields that may change when a run is resumed or evaluated: more epochs (the trainer extends a
 #: run) and the monitoring, which runs under a forked RNG and does not change the weights.
 _RESUMABLE_FIELDS = frozenset({"epochs", "monitor_every", "monitor_images"})
@@ -303,18 +269,16 @@ def read_run_config(directory: str | Path) -> Config | None:
     Raises:
         ValueError: the file exists but is not a valid config.
     """
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
+    if not config_path(directory).is_file():
         return None
-    try:
-        return Config.from_json(path.read_text())
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"run: {str(path)!r} is not a valid objects config ({exc}); move the directory away or use "
-                         f"another --out") from exc
+    return read_config(directory, Config)
 
 
 def check_run_config(config: Config, directory: str | Path, *, for_eval: bool) -> None:
     """Refuse a run directory whose stored config differs in a training field.
+
+    The fields compared are the resolved ones (dataset defaults filled in); evaluation settings,
+    ``epochs`` and the monitoring settings may differ.
 
     Args:
         config: the config of this command.
@@ -322,174 +286,58 @@ def check_run_config(config: Config, directory: str | Path, *, for_eval: bool) -
         for_eval: the check is for ``eval`` (only changes the message).
 
     Raises:
-        ConfigError: naming the first differing field; evaluation settings, ``epochs`` and the
-            monitoring settings may differ.
+        ConfigError: naming the first differing field.
     """
     saved = read_run_config(directory)
     if saved is None:
         return
-    diffs = config.training_differences(saved, ignore=_RESUMABLE_FIELDS)
+    was, got = saved.resolved().to_dict(), config.resolved().to_dict()
+    diffs = changed_fields(was, got, EVAL_FIELDS | _RESUMABLE_FIELDS)
     if diffs:
         name = diffs[0]
-        got, was = config.resolved().to_dict()[name], saved.resolved().to_dict()[name]
         what = "evaluate" if for_eval else "resume"
-        raise ConfigError(name, f"the run in {str(directory)!r} was trained with {name}={was!r}, not {got!r}; cannot "
-                                f"{what} it (use the run's value, or another --out / --seed for a new run)")
+        raise ConfigError(name, f"the run in {str(directory)!r} was trained with {name}={was[name]!r}, not "
+                                f"{got[name]!r}; cannot {what} it (use the run's value, or another --out / --seed "
+                                f"for a new run)")
 
-
-def plot(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write the evaluation figure of ``ds`` (see :func:`studies.objects.plots.plot_eval`)."""
-    from studies.objects.plots import plot_eval
-
-    return plot_eval(ds, path)
-
-
-def summarize(ds: xr.Dataset) -> str:
-    """One line per metric of an evaluation Dataset (percent, mean ± std over images)."""
-    from studies.objects.evaluate import summary_text
-
-    return summary_text(ds)
-
-
-def run(config: Config, *, out: str | Path = DEFAULT_OUT, progress: bool = True, device: str = "auto",
-        compile_step: bool = False) -> xr.Dataset:
-    """Train (or resume) and evaluate; returns the evaluation Dataset (also written to :func:`eval_path`).
-
-    Args:
-        config: the study config.
-        out: parent of the run directory (:func:`run_dir`).
-        progress: show progress bars.
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        compile_step: ``torch.compile`` the training forward pass.
-    """
-    from studies.objects.evaluate import evaluate_run
-    from studies.objects.train import train_run
-
-    directory = run_dir(config, out)
-    check_run_config(config, directory, for_eval=False)
-    train_run(config, directory, progress=progress, device=device, compile_step=compile_step)
-    return evaluate_run(config, directory, progress=progress, device=device)
-
-
-# -- command line -----------------------------------------------------------------------------------
 
 _PRESET_HELP = ("parameter preset: 'quick' trains on a 2-core CPU in under 2 hours (C=64, 8192 scenes, 14 epochs of "
                 "128 steps; AKOrN needs --compile for that), 'paper' is the published recipe for a GPU "
                 "(default: quick)")
 
 
-def _add_common(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    from studies.cli import add_config_arguments
-
-    add_config_arguments(parser, Config)
-    # the sub-parser's conflict_handler="resolve" lets this replace the generic --preset help
-    parser.add_argument("--preset", choices=list(Config.PRESETS), default="quick", help=_PRESET_HELP)
-    group = parser.add_argument_group("running")
+def _common_options(group: Any) -> None:
     group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"parent of the run directory <dataset>-<model>-seed<seed> (default: {DEFAULT_OUT})")
     group.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                        help="where to run (default: auto = CUDA when available)")
-    group.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
-    return group
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Sub-commands ``train`` and ``eval`` of ``akorn objects``."""
-    sub = parser.add_subparsers(dest="action", metavar="{train,eval}", required=True)
-    train = sub.add_parser("train", help="train a model with SimCLR (resumes an interrupted run)",
-                           description="Train AKOrN, ItrSA or ViT with SimCLR on multi-object scenes into "
-                                       "<out>/<dataset>-<model>-seed<seed>/. Rerun the same command to resume after "
-                                       "an interruption; under torchrun it trains with DDP.",
-                           conflict_handler="resolve")
-    group = _add_common(train)
+def _train_options(parser: Any, group: Any) -> None:
+    _common_options(group)
     group.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                        help="torch.compile the model in the training step (AKOrN on CPU: 2.6 instead of 5.3-6.4 s "
                             "per quick-preset step, after a one-off compilation of ~5 CPU-minutes, ~9 min wall on a "
                             "loaded machine; no gain measured for ItrSA; default: off)")
-    group.add_argument("--workers", type=int, default=0, metavar="INT",
+    group.add_argument("--workers", type=non_negative_int, default=0, metavar="INT",
                        help="DataLoader worker processes (default: 0; part of the run's config, keep it on resume)")
-    group.add_argument("--checkpoint-every", type=int, default=1, metavar="INT",
+    group.add_argument("--checkpoint-every", type=positive_int, default=1, metavar="INT",
                        help="write a checkpoint every this many epochs (default: 1)")
-    train.set_defaults(_parser=train)
-    ev = sub.add_parser("eval", help="cluster features into masks, score FG-ARI and MBO, plot",
-                        description="Evaluate a trained run: EMA weights, features, per-image PCA, agglomerative "
-                                    "clustering, FG-ARI and MBO; writes eval.h5 and eval.png in the run directory "
-                                    "(eval-uptile4.h5 etc. for other evaluation settings).",
-                        conflict_handler="resolve")
-    group = _add_common(ev)
-    group.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNG figure")
-    ev.set_defaults(_parser=ev)
 
 
-def _main_train(parser: argparse.ArgumentParser, args: argparse.Namespace, config: Config) -> bool:
-    from studies.objects.train import history_text, train_run
-    from studies.training import cleanup_distributed, is_main_process
-
-    if args.workers < 0:
-        parser.error(f"argument --workers: expected a non-negative integer, got {args.workers}")
-    if args.checkpoint_every < 1:
-        parser.error(f"argument --checkpoint-every: expected a positive integer, got {args.checkpoint_every}")
-    directory = run_dir(config, args.out)
-    check_run_config(config, directory, for_eval=False)
-    try:
-        history = train_run(config, directory, progress=args.progress, device=args.device, compile_step=args.compile,
-                            num_workers=args.workers, checkpoint_every=args.checkpoint_every)
-        main_process = is_main_process()  # before the process group is destroyed
-    finally:
-        cleanup_distributed()
-    if main_process:
-        print(history_text(history))
-        print(f"run: {directory}")
-    return main_process
+def _common_options_for_eval(parser: Any, group: Any) -> None:
+    _common_options(group)
 
 
-def _main_eval(args: argparse.Namespace, config: Config) -> bool:
-    from studies.objects.evaluate import evaluate_run
-
-    directory = run_dir(config, args.out)
-    check_run_config(config, directory, for_eval=True)
-    ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
-    path = eval_path(config, directory)
-    print(f"wrote {path}")
-    if args.plot:
-        print(f"wrote {plot(ds, path.with_suffix('.png'))}")
-    print(summarize(ds))
-    return True
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``akorn objects train|eval`` with parsed arguments; returns the exit status."""
-    from studies.cli import config_from_args, run_command
-
-    parser = args._parser
-    config = config_from_args(parser, Config, args)
-
-    def action() -> int:
-        wall, cpu = time.perf_counter(), time.process_time()
-        # whether this process reports (rank 0 under DDP)
-        report = _main_train(parser, args, config) if args.action == "train" else _main_eval(args, config)
-        if report:
-            print(f"time: {time.perf_counter() - wall:.1f} s wall, {time.process_time() - cpu:.1f} s CPU "
-                  f"(this process)")
-        return 0
-
-    return run_command(f"akorn objects {args.action}", parser, action,
-                       resume="rerun the same command to resume from the last completed epoch")
-
-
-def _standalone(argv: list[str] | None = None) -> int:
-    """``python -m studies.objects.study train|eval ...``, also without the ``akorn`` registry entry.
-
-    Set ``OMP_WAIT_POLICY=PASSIVE`` in the environment on a shared machine (torch is imported
-    with this package, before any code here could set it).
-    """
-    parser = argparse.ArgumentParser(prog="akorn objects", description=(__doc__ or "").split("\n\n")[0])
-    add_arguments(parser)
-    return main(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    # run the importable module, not this __main__ copy, so there is one Config class
-    from studies.objects.study import _standalone as _command
-
-    sys.exit(_command())
+#: ``akorn objects train|eval`` (:mod:`studies.commands`).
+_TRAIN = Action(Config, "studies.objects.train:train_command",
+                "train a model with SimCLR (resumes an interrupted run)",
+                "Train AKOrN, ItrSA or ViT with SimCLR on multi-object scenes into <out>/<dataset>-<model>-seed<seed>/. "
+                "Rerun the same command to resume after an interruption; under torchrun it trains with DDP.",
+                _PRESET_HELP, _train_options, resume="rerun the same command to resume from the last completed epoch")
+_EVAL = Action(Config, "studies.objects.evaluate:eval_command", "cluster features into masks, score FG-ARI and MBO, plot",
+               "Evaluate a trained run: EMA weights, features, per-image PCA, agglomerative clustering, FG-ARI and "
+               "MBO; writes eval.h5 and eval.png in the run directory (eval-uptile4.h5 etc. for other evaluation "
+               "settings).", _PRESET_HELP, _common_options_for_eval)
+TASK = Task("objects", "Unsupervised object discovery: train AKOrN / ItrSA / ViT with SimCLR, cluster features into "
+                       "masks.", _TRAIN, _EVAL, "studies.objects.plots")
