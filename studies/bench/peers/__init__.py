@@ -38,6 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from studies.bench.memory import peak_bytes, reset_peak, rss_bytes
+from studies.cache import default_cache_dir
+
 from . import jax_peers, numpy_peers, problems, toolkit, torchode_peers
 from .harness import Runner, Unavailable, measure, one_thread
 
@@ -90,8 +93,6 @@ def runners(w: problems.Workload, opts: argparse.Namespace, notes: list[str], ke
 
 def _memory_case(spec_json: str) -> None:
     """Subprocess entry: peak resident-set rise of one W5 gradient after a warm-up; prints JSON."""
-    from studies.bench.memory import peak_bytes, reset_peak, rss_bytes
-
     spec = json.loads(spec_json)
     opts = argparse.Namespace(**spec["opts"])
     with one_thread():
@@ -226,8 +227,6 @@ def run_workload(name: str, opts: argparse.Namespace) -> dict[str, Any]:
 
 
 def _parse(args: list[str] | None) -> argparse.Namespace:
-    from studies.cache import default_cache_dir
-
     p = argparse.ArgumentParser(prog="python -m studies.bench peers --", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (tests, CI)")
     p.add_argument("--only", nargs="+", choices=problems.WORKLOADS, default=list(problems.WORKLOADS),

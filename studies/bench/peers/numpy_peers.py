@@ -3,17 +3,16 @@ package ``kuramoto`` 0.4.0 (in a subprocess), and the memory-bandwidth bound of 
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from studies.bench.pypi_kuramoto import run_pypi_kuramoto
+from studies.cache import default_cache_dir
 
 from .harness import Runner, Unavailable
 from .problems import Workload, dense_rhs, meanfield_rhs, order_parameter
@@ -113,30 +112,8 @@ def scipy_rk45(w: Workload, rtol: float, atol: float) -> Runner:
 # PyPI kuramoto 0.4.0: imports as `kuramoto`, like this toolkit, so it runs in a subprocess
 
 
-_PYPI_SCRIPT = r"""
-import json, sys, time
-target, inp, out = sys.argv[1:4]
-sys.path.insert(0, target)
-import numpy as np
-import kuramoto
-if getattr(kuramoto, "__version__", None) != "0.4.0" or not kuramoto.__file__.startswith(target):
-    raise SystemExit(f"imported the wrong kuramoto: {kuramoto.__file__} {getattr(kuramoto, '__version__', None)}")
-d = np.load(inp)
-N = len(d["omega"])
-model = kuramoto.Kuramoto(coupling=float(d["coupling"]), dt=float(d["dt"]), T=float(d["T"]), natfreqs=d["omega"])
-adj = np.ones((N, N)) - np.eye(N)
-w0, c0 = time.perf_counter(), time.process_time()
-act = model.run(adj_mat=adj, angles_vec=d["theta0"].copy())
-wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-np.save(out, np.abs(np.exp(1j * act).mean(axis=0)))
-print(json.dumps({"wall": wall, "cpu": cpu, "outputs": int(act.shape[1])}))
-"""
-
-
 def default_kuramoto_dir() -> Path:
     """``$AKORN_PYPI_KURAMOTO`` if set, else ``<cache>/kuramoto-0.4.0`` (where the integrators suite installs it)."""
-    from studies.cache import default_cache_dir
-
     env = os.environ.get("AKORN_PYPI_KURAMOTO")
     return Path(env) if env else default_cache_dir() / "kuramoto-0.4.0"
 
@@ -160,22 +137,11 @@ def pypi_kuramoto(w: Workload, target: Path) -> Runner:
     coupling = d["K"] * (N - 1) / N
 
     def run() -> tuple[np.ndarray, dict[str, Any]]:
-        with tempfile.TemporaryDirectory(prefix="bench-peers-kuramoto-") as tmp:
-            tmp_path = Path(tmp)
-            script, inp, out = tmp_path / "run_pypi.py", tmp_path / "input.npz", tmp_path / "r.npy"
-            script.write_text(_PYPI_SCRIPT)
-            np.savez(inp, omega=d["omega"], theta0=d["theta0"], coupling=coupling, T=T, dt=dt)
-            env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-            env.pop("PYTHONPATH", None)
-            res = subprocess.run([sys.executable, str(script), str(target), str(inp), str(out)], capture_output=True,
-                                 text=True, cwd=tmp, env=env, check=False)
-            if res.returncode != 0:
-                raise RuntimeError(f"the PyPI kuramoto run failed: {res.stderr.strip().splitlines()[-1:]}")
-            info = json.loads(res.stdout.strip().splitlines()[-1])
-            r = np.load(out)
+        # the subprocess inherits one_thread()'s *_NUM_THREADS=1
+        info = run_pypi_kuramoto(target, d["omega"], d["theta0"], coupling, T, dt)
         if info["outputs"] != M:
             raise RuntimeError(f"PyPI kuramoto returned {info['outputs']} outputs, expected {M}")
-        return r, {"wall": info["wall"], "cpu": info["cpu"]}
+        return info["r"], {"wall": info["wall"], "cpu": info["cpu"]}
     return Runner("pypi_kuramoto", "PyPI kuramoto 0.4.0 (odeint/LSODA, pairwise sin)", "peer", run, max_runs=1,
                   self_timed=True)
 

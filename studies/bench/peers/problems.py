@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from studies.cache import atomic_path
+
 __all__ = ["WORKLOADS", "Workload", "make", "order_parameter", "phase_error", "reference_dense", "reference_meanfield",
            "solve_reference"]
 
@@ -274,8 +276,6 @@ def cached_reference(w: Workload, seed: int, tol: float, cache: Path | None) -> 
     if path.is_file():
         with np.load(path) as f:
             return {**{k: (f[k] if k == "value" else f[k].item()) for k in f.files}, "cached": True}
-    from studies.cache import atomic_path
-
     ref = reference(w, tol)
     cache.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
