@@ -192,14 +192,15 @@ def run_workload(name: str, opts: argparse.Namespace) -> dict[str, Any]:
     notes: list[str] = []
     t0 = time.perf_counter()
     cache = None if opts.no_cache else opts.cache_dir
-    ref = problems.cached_reference(w, opts.seed, opts.ref_tol, cache)
-    ref_info = {"tol": opts.ref_tol, "nfev": int(ref.get("nfev", -1)), "seconds": time.perf_counter() - t0,
+    tol = opts.ref_tol or problems.REF_TOLS.get(name, problems.REF_TOL)
+    ref = problems.cached_reference(w, opts.seed, tol, cache)
+    ref_info = {"tol": tol, "nfev": int(ref.get("nfev", -1)), "seconds": time.perf_counter() - t0,
                 "cached": bool(ref.get("cached", False))}
     if opts.ref_check is not None and (not opts.ref_check or name in opts.ref_check):
         # the reference's own error, estimated against a 10× tighter tolerance
-        tight = problems.cached_reference(w, opts.seed, opts.ref_tol / 10, cache)
+        tight = problems.cached_reference(w, opts.seed, tol / 10, cache)
         ref_info["self_check"] = problems.error(w, ref["value"], tight["value"])
-        notes.append(f"reference self-check: its error metric against DOP853 at rtol=atol={opts.ref_tol / 10:g} "
+        notes.append(f"reference self-check: its error metric against DOP853 at rtol=atol={tol / 10:g} "
                      f"is {ref_info['self_check']:.1e}")
     with one_thread():
         contenders = runners(w, opts, notes)
@@ -239,7 +240,8 @@ def _parse(args: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scipy-rtol", type=float, default=1e-8, help="W1: SciPy RK45's rtol = atol (default: 1e-8)")
     p.add_argument("--w4-rtol", type=float, default=1e-6, help="W4: the toolkit's rtol (default: 1e-6)")
     p.add_argument("--w4-atol", type=float, default=1e-8, help="W4: the toolkit's atol (default: 1e-8)")
-    p.add_argument("--ref-tol", type=float, default=problems.REF_TOL, help="the reference's rtol = atol")
+    p.add_argument("--ref-tol", type=float, default=None,
+                   help=f"the reference's rtol = atol (default: {problems.REF_TOL:g}; W3: {problems.REF_TOLS['W3']:g})")
     p.add_argument("--ref-check", nargs="*", choices=problems.WORKLOADS, default=None, metavar="W",
                    help="also solve the reference at a 10× tighter tolerance and report the difference "
                         "(for the workloads listed, or all selected ones)")

@@ -11,8 +11,8 @@ deterministic Lorentzian quantiles ``ω_j = 0.5 tan(π (j/(N+1) − 1/2))`` as `
 default (the seeds of the W2 sweep differ in their initial phases only and share ω; max |ω| is
 ≈ 0.16 N, against 529 in W1's N = 500 sample and 838 in W5's N = 2000 sample).
 
-The reference integrates the same data in float64 with SciPy's DOP853 (``rtol = atol = 1e-12``
-unless stated) on the phase form, evaluating outputs with DOP853's dense output exactly as
+The reference integrates the same data in float64 with SciPy's DOP853 (``rtol = atol = 1e-12``;
+1e-10 for W3, see :data:`REF_TOLS`) on the phase form, evaluating outputs with DOP853's dense output exactly as
 ``solve_ivp(t_eval=...)`` does, but keeping only the observable (r(t), or the phases at T), so that
 N = 10^6 does not hold a trajectory. Mean-field right-hand sides use ``r e^{iψ}``: O(N) per
 evaluation, never a pairwise ``sin``.
@@ -36,6 +36,10 @@ __all__ = ["WORKLOADS", "Workload", "make", "order_parameter", "phase_error", "r
 
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 REF_TOL = 1e-12
+# W3's reference is looser: DOP853's steps grow with max|ω| ≈ 0.16 N (806 steps at N = 10^4,
+# 4344 at 10^5 at 1e-12: ~24k at 10^6, about 5 CPU-hours here). At 1e-10 the error of r(t)
+# measured against 1e-12 was 2.4e-10 at N = 3·10^4, far below the float32 runs' errors.
+REF_TOLS = {"W3": 1e-10}
 
 # Sizes: "full" is the issue's definition, "quick" a small version for tests and CI.
 SIZES: dict[str, dict[str, dict[str, Any]]] = {
