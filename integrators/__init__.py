@@ -21,12 +21,16 @@ Families (each class states ``order``, ``adaptive``, ``stays_on_sphere``):
 checkpointed gradient (the discrete AKOrN layer); :class:`Compiled` wraps a native fixed-step
 method in ``torch.compile`` (a uniform-grid solve becomes one compiled program, observables
 included). ``solve(..., adjoint=True)`` differentiates fixed-step solves by recursive
-checkpointing (:class:`RecursiveCheckpoint`). Before stepping, ``solve`` checks the step grid
-and the method's stability limits against the field (:mod:`integrators.guards`); ambient
+checkpointing (:class:`RecursiveCheckpoint`). Before stepping, ``solve`` checks the method's
+pairings with the other arguments (:func:`check_pairing`, shared with ``step_fixed`` and the
+network layers), the step grid and the method's stability limits against the field
+(:mod:`integrators.guards`); ambient
 methods that leave the sphere raise a :class:`DriftWarning`. States are stepped in
 component-major memory (see :mod:`kuramoto.sphere`). Adding a method is one class
 implementing :class:`AbstractSolver` and one line in :mod:`integrators.registry`.
 """
+
+import kuramoto  # noqa: F401  first: applies torch's OpenMP wait default before torch loads
 
 from .adaptive import AbstractEmbeddedRK, Dopri5Normalized
 from .base import AbstractSolver, DriftWarning, SolverError, StepResult
@@ -34,6 +38,7 @@ from .checkpoint import RecursiveCheckpoint
 from .compiled import Compiled
 from .controller import PIController
 from .lawson import LawsonDopri5, LawsonRK4
+from .pairing import check_pairing
 from .registry import METHODS, get_solver
 from .skew import expm_skew_apply
 from .solution import Solution
@@ -55,6 +60,7 @@ __all__ = [
     "SolverError",
     "StepResult",
     "Tableau",
+    "check_pairing",
     "expm_skew_apply",
     "get_solver",
     "solve",

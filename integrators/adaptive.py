@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from kuramoto import normalize
+from kuramoto.checks import check_count
 
 from .base import AbstractSolver, StepResult, TimeLike, reject_unknown_options
 from .controller import PIController
@@ -18,7 +19,14 @@ __all__ = ["AbstractEmbeddedRK", "Dopri5Normalized"]
 
 class AbstractEmbeddedRK(AbstractSolver):
     """A native adaptive method: ``step`` returns an error estimate, and :func:`integrators.solve`
-    chooses the step sizes with the instance's ``controller`` within ``max_steps`` attempts."""
+    chooses the step sizes with the instance's ``controller`` within ``max_steps`` attempts.
+
+    Args (of every such method):
+        safety, ifactor, dfactor, beta, max_step: the step-size controller
+            (:class:`~integrators.controller.PIController`).
+        max_steps: attempted steps allowed per solve; reaching it raises
+            :class:`~integrators.SolverError` (``status="max_steps_reached"``).
+    """
 
     adaptive = True
     native = True
@@ -29,19 +37,21 @@ class AbstractEmbeddedRK(AbstractSolver):
     controller: PIController
     max_steps: int
 
+    def __init__(self, *, safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2, beta: float = 0.04,
+                 max_step: float = math.inf, max_steps: int = 100_000, **unknown: Any) -> None:
+        reject_unknown_options(self, unknown)
+        self.controller = PIController(safety=safety, ifactor=ifactor, dfactor=dfactor, beta=beta, max_step=max_step)
+        self.safety, self.ifactor, self.dfactor, self.beta, self.max_step = safety, ifactor, dfactor, beta, max_step
+        self.max_steps = check_count(max_steps, "max_steps")
+
 
 class Dopri5Normalized(AbstractEmbeddedRK):
     """Dormand–Prince 5(4) with a PI controller, renormalised after every step. Order 5.
 
     Six new field evaluations per attempted step: the seventh stage (first-same-as-last) is
     evaluated at the *normalised* new point, so it is exactly the next step's first stage and
-    the error estimate changes only at O(h^7). The cache holds that stage.
-
-    Args:
-        safety, ifactor, dfactor, beta, max_step: the step-size controller
-            (:class:`~integrators.controller.PIController`).
-        max_steps: attempted steps allowed per solve; reaching it raises
-            :class:`~integrators.SolverError` (``status="max_steps_reached"``).
+    the error estimate changes only at O(h^7). The cache holds that stage. Options as
+    :class:`AbstractEmbeddedRK`.
 
     References:
         Dormand, Prince, "A family of embedded Runge–Kutta formulae", J. Comp. Appl. Math. 6 (1980).
@@ -52,15 +62,6 @@ class Dopri5Normalized(AbstractEmbeddedRK):
     stays_on_sphere = True
     stages = 6
     tableau = DOPRI5
-
-    def __init__(self, *, safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2, beta: float = 0.04,
-                 max_step: float = math.inf, max_steps: int = 100_000, **unknown: Any) -> None:
-        reject_unknown_options(self, unknown)
-        self.controller = PIController(safety=safety, ifactor=ifactor, dfactor=dfactor, beta=beta, max_step=max_step)
-        self.safety, self.ifactor, self.dfactor, self.beta, self.max_step = safety, ifactor, dfactor, beta, max_step
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
-        self.max_steps = max_steps
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> torch.Tensor:
         return field(t0, x0)

@@ -15,6 +15,8 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 
+from kuramoto.checks import is_real
+
 __all__ = ["AbstractSolver", "DriftWarning", "SolverError", "StepResult", "TimeLike"]
 
 TimeLike = float | torch.Tensor
@@ -202,7 +204,7 @@ def check_dt(dt: Any, name: str = "dt") -> TimeLike:
             raise TypeError(f"{name}: expected a float or a 0-d floating tensor, got a tensor of shape "
                             f"{tuple(dt.shape)} and dtype {dt.dtype}")
         return dt
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)):
+    if not is_real(dt):
         raise TypeError(f"{name}: expected a float or a 0-d floating tensor, got {type(dt).__name__}")
     dt = float(dt)
     if not (dt == dt and abs(dt) != float("inf") and dt != 0.0):

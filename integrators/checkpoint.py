@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kuramoto.checks import check_count
+
 from .base import AbstractSolver
 
 __all__ = ["RecursiveCheckpoint", "checkpointed_solve", "differentiable_inputs"]
@@ -58,12 +60,8 @@ class RecursiveCheckpoint:
     snapshots: int | None = None
 
     def __post_init__(self) -> None:
-        if self.segment is not None and (isinstance(self.segment, bool) or not isinstance(self.segment, int)
-                                         or self.segment < 1):
-            raise ValueError(f"segment: expected a positive integer number of steps or None, got {self.segment!r}")
-        if self.snapshots is not None and (isinstance(self.snapshots, bool) or not isinstance(self.snapshots, int)
-                                           or self.snapshots < 0):
-            raise ValueError(f"snapshots: expected a non-negative integer or None, got {self.snapshots!r}")
+        check_count(self.segment, "segment", optional=True)
+        check_count(self.snapshots, "snapshots", minimum=0, optional=True)
 
     def segment_length(self, steps: int, stages: int) -> int:
         if self.segment is not None:

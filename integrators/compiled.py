@@ -34,9 +34,13 @@ from typing import Any
 
 import torch
 
-from .base import AbstractSolver, StepResult, TimeLike
+from kuramoto.checks import is_int
 
-__all__ = ["Compiled"]
+from .adaptive import AbstractEmbeddedRK
+from .base import AbstractSolver, StepResult, TimeLike
+from .registry import get_solver
+
+__all__ = ["Compiled", "inner_method"]
 
 
 def _like(out: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
@@ -101,10 +105,6 @@ class Compiled(AbstractSolver):
 
     def __init__(self, method: str | AbstractSolver, *, backend: Any = "inductor", mode: str | None = None,
                  compile_options: dict[str, Any] | None = None, fuse: int = 1, **options: Any) -> None:
-        from .registry import get_solver
-
-        from .adaptive import AbstractEmbeddedRK
-
         inner = get_solver(method, **options)
         if not inner.native or isinstance(inner, Compiled) or (inner.adaptive and not isinstance(inner, AbstractEmbeddedRK)):
             raise ValueError(f"method: Compiled wraps native methods (fixed-step, or adaptive embedded pairs), got "
@@ -112,7 +112,7 @@ class Compiled(AbstractSolver):
         if inner.adaptive and fuse != 1:
             raise ValueError(f"fuse: an adaptive method takes the steps its controller chooses, got fuse={fuse!r} "
                              f"for {inner.name!r}")
-        if isinstance(fuse, bool) or not isinstance(fuse, int) or fuse < 1:
+        if not is_int(fuse) or fuse < 1:
             raise ValueError(f"fuse: expected a positive integer (steps per compiled call), got {fuse!r}")
         if compile_options is not None and not isinstance(compile_options, dict):
             raise TypeError(f"compile_options: expected a dict for torch.compile(options=...), got "
@@ -182,3 +182,8 @@ class Compiled(AbstractSolver):
     def __repr__(self) -> str:
         fuse = f", fuse={self.fuse}" if self.fuse != 1 else ""
         return f"Compiled({self.inner!r}, backend={self.backend!r}{fuse})"
+
+
+def inner_method(solver: AbstractSolver) -> tuple[AbstractSolver, int]:
+    """The method that takes the steps of ``solver``, and how many of them one step of ``solver`` is."""
+    return (solver.inner, solver.fuse) if isinstance(solver, Compiled) else (solver, 1)

@@ -9,13 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
+from kuramoto.checks import check_positive, is_real
+
 __all__ = ["PIController"]
-
-
-def _positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a positive finite float, got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -50,16 +46,16 @@ class PIController:
     max_step: float = math.inf
 
     def __post_init__(self) -> None:
-        _positive(self.safety, "safety")
+        check_positive(self.safety, "safety", kind_error=ValueError)
         if not self.safety < 1:
             raise ValueError(f"safety: expected a factor in (0, 1), got {self.safety}")
-        if _positive(self.ifactor, "ifactor") <= 1:
+        if check_positive(self.ifactor, "ifactor", kind_error=ValueError) <= 1:
             raise ValueError(f"ifactor: expected a growth factor > 1, got {self.ifactor}")
-        if not 0 < _positive(self.dfactor, "dfactor") < 1:
+        if not 0 < check_positive(self.dfactor, "dfactor", kind_error=ValueError) < 1:
             raise ValueError(f"dfactor: expected a shrink factor in (0, 1), got {self.dfactor}")
-        if not (isinstance(self.beta, (int, float)) and 0 <= self.beta < 0.2):
+        if not (is_real(self.beta) and 0 <= self.beta < 0.2):
             raise ValueError(f"beta: expected a PI coefficient in [0, 0.2), got {self.beta!r}")
-        if not (isinstance(self.max_step, (int, float)) and self.max_step > 0):
+        if not (is_real(self.max_step) and self.max_step > 0):
             raise ValueError(f"max_step: expected a positive float (or inf), got {self.max_step!r}")
 
     @staticmethod

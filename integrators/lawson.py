@@ -18,8 +18,7 @@ import torch
 from kuramoto import normalize
 
 from .adaptive import AbstractEmbeddedRK
-from .base import AbstractSolver, StepResult, TimeLike, reject_unknown_options, require_attribute
-from .controller import PIController
+from .base import AbstractSolver, StepResult, TimeLike, require_attribute
 from .guards import RK4_REAL
 from .tableau import DOPRI5, axpy, lincomb
 
@@ -133,12 +132,7 @@ class LawsonDopri5(AbstractEmbeddedRK):
     (first-same-as-last) is ``g`` at the *normalised* new point, which the cache carries into
     the next step. Five rotation angles per step (``c h`` for the distinct nodes), each
     computed once and applied forwards and backwards. With ``field.omega = None`` it is
-    ``dopri5_normalized``.
-
-    Args:
-        safety, ifactor, dfactor, beta, max_step: the step-size controller
-            (:class:`~integrators.controller.PIController`).
-        max_steps: attempted steps allowed per solve.
+    ``dopri5_normalized``. Options as :class:`~integrators.AbstractEmbeddedRK`.
 
     References:
         Lawson (1967); Dormand, Prince, "A family of embedded Runge–Kutta formulae", J. Comp.
@@ -153,15 +147,6 @@ class LawsonDopri5(AbstractEmbeddedRK):
     exact_rotation = True
     rotating_frame = True
     tableau = DOPRI5
-
-    def __init__(self, *, safety: float = 0.9, ifactor: float = 10.0, dfactor: float = 0.2, beta: float = 0.04,
-                 max_step: float = float("inf"), max_steps: int = 100_000, **unknown: Any) -> None:
-        reject_unknown_options(self, unknown)
-        self.controller = PIController(safety=safety, ifactor=ifactor, dfactor=dfactor, beta=beta, max_step=max_step)
-        self.safety, self.ifactor, self.dfactor, self.beta, self.max_step = safety, ifactor, dfactor, beta, max_step
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
-        self.max_steps = max_steps
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> torch.Tensor:
         g, _ = _parts(field, self.name)

@@ -19,7 +19,7 @@ from .base import AbstractSolver, StepResult, TimeLike, require_attribute
 from .guards import NO_IMAGINARY_SEGMENT, RK1_REAL, RK4_REAL
 from .skew import commutator, expm_skew_apply
 
-__all__ = ["CF4", "RKMK4", "GeodesicEuler"]
+__all__ = ["CF4", "RKMK4", "AbstractLieGroup", "GeodesicEuler"]
 
 
 def _generator(field: Any, method: str):
@@ -27,7 +27,18 @@ def _generator(field: Any, method: str):
                              "the skew matrices A(x) with f(t, x) = A(x) x that a Lie-group method exponentiates")
 
 
-class GeodesicEuler(AbstractSolver):
+class AbstractLieGroup(AbstractSolver):
+    """A Lie-group method: native, fixed-step, every step a rotation (so exactly on the sphere),
+    no cache."""
+
+    adaptive = uses_tolerances = False
+    native = stays_on_sphere = True
+
+    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
+        return None
+
+
+class GeodesicEuler(AbstractLieGroup):
     """Exponential-map Euler: ``x ← exp_x(h f(t, x))`` along the great circle. Order 1, 1 evaluation.
 
     The same as rotating by ``exp(h (f xᵀ − x fᵀ))``; works with any tangent field (no generator
@@ -37,18 +48,8 @@ class GeodesicEuler(AbstractSolver):
         Absil, Mahony, Sepulchre, "Optimization Algorithms on Matrix Manifolds", 2008, Example 5.4.1.
     """
 
-    name = "geodesic_euler"
-    order = 1
-    adaptive = False
-    stays_on_sphere = True
-    native = True
-    uses_tolerances = False
-    stages = 1
-    rotation_limit = NO_IMAGINARY_SEGMENT
-    coupling_limit = RK1_REAL
-
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
-        return None
+    name, order, stages = "geodesic_euler", 1, 1
+    rotation_limit, coupling_limit = NO_IMAGINARY_SEGMENT, RK1_REAL
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
         return StepResult(expmap(x, dt * field(t, x)), None, None)
@@ -60,7 +61,7 @@ def _dexpinv(u: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return A - 0.5 * c1 + (1.0 / 12.0) * commutator(u, c1)
 
 
-class RKMK4(AbstractSolver):
+class RKMK4(AbstractLieGroup):
     """Runge–Kutta–Munthe-Kaas with the classical RK4 coefficients. Order 4, 4 generator evaluations.
 
     Stages ``k_i = h dexp⁻¹_{u_i}(A(exp(u_i) x))`` with ``u = (0, k1/2, k2/2, k3)``, then
@@ -72,18 +73,8 @@ class RKMK4(AbstractSolver):
         Iserles, Munthe-Kaas, Nørsett, Zanna, "Lie-group methods", Acta Numerica 9 (2000), §5.
     """
 
-    name = "rkmk4"
-    order = 4
-    adaptive = False
-    stays_on_sphere = True
-    native = True
-    uses_tolerances = False
-    stages = 4
-    exact_rotation = True
-    coupling_limit = RK4_REAL
-
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
-        return None
+    name, order, stages = "rkmk4", 4, 4
+    exact_rotation, coupling_limit = True, RK4_REAL
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
         A = _generator(field, self.name)
@@ -97,7 +88,7 @@ class RKMK4(AbstractSolver):
         return StepResult(normalize(expm_skew_apply(theta, x)), None, None)
 
 
-class CF4(AbstractSolver):
+class CF4(AbstractLieGroup):
     """Commutator-free Lie-group method of order 4 (Celledoni–Marthinsen–Owren). 4 generator
     evaluations and 5 exponentials, no commutators.
 
@@ -110,18 +101,8 @@ class CF4(AbstractSolver):
         Computer Systems 19 (2003), the 4th-order scheme of §3.
     """
 
-    name = "cf4"
-    order = 4
-    adaptive = False
-    stays_on_sphere = True
-    native = True
-    uses_tolerances = False
-    stages = 4
-    exact_rotation = True
-    coupling_limit = RK4_REAL
-
-    def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
-        return None
+    name, order, stages = "cf4", 4, 4
+    exact_rotation, coupling_limit = True, RK4_REAL
 
     def step(self, field: Any, t: TimeLike, dt: TimeLike, x: torch.Tensor, cache: Any) -> StepResult:
         A = _generator(field, self.name)

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from kuramoto.checks import check_count, is_real
+
 from .base import AbstractSolver, StepResult, TimeLike, reject_unknown_options
 
 __all__ = ["ScipyReference"]
@@ -65,11 +67,9 @@ class ScipyReference(AbstractSolver):
     def __init__(self, *, rtol: float = 1e-12, atol: float = 1e-12, max_steps: int = 1_000_000, **unknown: Any) -> None:
         reject_unknown_options(self, unknown)
         for key, value in (("rtol", rtol), ("atol", atol)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if not is_real(value) or not value > 0:
                 raise ValueError(f"{key}: expected a positive float, got {value!r}")
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps: expected a positive integer, got {max_steps!r}")
-        self.rtol, self.atol, self.max_steps = float(rtol), float(atol), max_steps
+        self.rtol, self.atol, self.max_steps = float(rtol), float(atol), check_count(max_steps, "max_steps")
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None

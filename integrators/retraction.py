@@ -28,10 +28,8 @@ class AbstractRetractionRK(AbstractSolver):
     """
 
     tableau: ClassVar[Tableau]
-    adaptive = False
-    stays_on_sphere = True
-    native = True
-    uses_tolerances = False
+    adaptive = uses_tolerances = False
+    native = stays_on_sphere = True
 
     def init(self, field: Any, t0: TimeLike, x0: torch.Tensor, dt: TimeLike | None = None) -> None:
         return None

@@ -11,7 +11,7 @@ import torch
 
 from .base import SolverError
 
-__all__ = ["Solution"]
+__all__ = ["Progress", "Recorder", "Solution", "check_observe"]
 
 
 @dataclass
@@ -182,3 +182,20 @@ class Recorder:
     def raise_failure(self, status: str, message: str, t: float | None = None) -> None:
         sol = self.solution(status=status, message=message)
         raise SolverError(message, method=self.method, t=t, solution=sol)
+
+
+class Progress:
+    """A tqdm bar over the integration time (created only when asked for)."""
+
+    def __init__(self, t0: float, t1: float, method: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.t0, self.total = t0, abs(t1 - t0)
+        self.bar = tqdm(total=self.total, desc=f"solve[{method}]", unit="t", bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} [{elapsed}<{remaining}]")
+
+    def update(self, t: float) -> None:
+        done = min(abs(t - self.t0), self.total)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()

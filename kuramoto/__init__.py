@@ -8,6 +8,7 @@ classic phase oscillator. See :class:`KuramotoField`, the couplings in
 :mod:`kuramoto.observables` and the mean-field theory in :mod:`kuramoto.theory`.
 """
 
+from . import _runtime  # noqa: F401  first: torch's OpenMP wait policy is read when torch loads
 from . import checks, couplings, frequencies, graphs, observables, theory
 from .couplings import COUPLINGS, AbstractCoupling, Dense, MeanField, Sparse
 from .field import KuramotoField, energy, logged_energy

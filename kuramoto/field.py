@@ -3,8 +3,10 @@
     dx_i/dt = Ω_i x_i + Proj_{x_i}(c_i + Σ_j J_ij x_j),    Proj_x(y) = y − (<y,x>/|x|²) x
 
 (AKOrN, Miyato et al. 2025, Eq. 2). The scaled projection equals ``y − <y,x>x`` on the sphere
-and keeps every ``|x_i|`` a first integral of the ambient ODE, so ambient solvers do not drift
-away from the sphere faster than their local error.
+and keeps every ``|x_i|`` a first integral of the exact ambient ODE, so a numerical ambient
+solver leaves the sphere only by its own truncation error, which does not feed back into the
+field (the literal ``y − <y,x>x`` would let it grow). :func:`integrators.solve` warns
+(``integrators.DriftWarning``) when that drift exceeds ``drift_tol``.
 """
 
 from __future__ import annotations
@@ -160,9 +162,33 @@ class KuramotoField(nn.Module):
         """The per-step energy the official code logs; see :func:`logged_energy`."""
         return logged_energy(self, x)
 
+    def energies(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(energy(x), logged_energy(x))`` from one evaluation of J (what a layer records per step).
+
+        Returns:
+            Two ``[*batch]`` tensors.
+        """
+        self.check_input(x)
+        paper, logged = _energies(self, x, logged=True)
+        return paper, logged
+
 
 def _sum_state(v: torch.Tensor, state_dims: int) -> torch.Tensor:
     return v.sum(dim=tuple(range(-state_dims, 0)))
+
+
+def _energies(field: KuramotoField, x: torch.Tensor, logged: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The paper's energy of ``x`` and, with ``logged``, the official logged energy, sharing one
+    evaluation of J (the formulas of :func:`energy` and :func:`logged_energy`; no checks)."""
+    y = field.coupling(x)
+    v = -0.5 * y
+    if field.stimulus is not None:
+        v = v - field.stimulus
+    paper = _sum_state(x * v, field.state_dims)
+    if not logged:
+        return paper, None
+    local = y if field.stimulus is None else y + field.stimulus
+    return paper, -_sum_state(x * local, field.state_dims)
 
 
 def energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
@@ -184,16 +210,13 @@ def energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(field, KuramotoField):
         raise TypeError(f"field: expected a KuramotoField, got {type(field).__name__}")
     field.check_input(x)
-    v = -0.5 * field.coupling(x)
-    if field.stimulus is not None:
-        v = v - field.stimulus
-    return _sum_state(x * v, field.state_dims)
+    return _energies(field, x, logged=False)[0]
 
 
 def logged_energy(field: KuramotoField, x: torch.Tensor) -> torch.Tensor:
     """The official AKOrN per-step energy ``−Σ x ⊙ (J x + c)``: no ½, biases included.
 
-    The official code records it for the state *before* each update (AKORN.md §1.7); the
+    The official code records it for the state *before* each update (docs/AKORN.md §1.7); the
     Sudoku energy vote ranks copies by it.
 
     Returns:

@@ -6,7 +6,7 @@ and ``exp(tΩ_i)`` is a rotation. Three parametrisations:
 - :class:`Frequencies` — given angular velocities per oscillator (data, not learned by
   default): for ``n = 2`` it is the classic ``dθ_i/dt = ω_i``; for even ``n`` the same (or a
   per-pair) ω turns every consecutive component pair ``(x_{2m}, x_{2m+1})``.
-- :class:`RotationPairs` — the paper's learnable Ω (AKORN.md §1.3): ω = ‖p‖ of a 2-vector
+- :class:`RotationPairs` — the paper's learnable Ω (docs/AKORN.md §1.3): ω = ‖p‖ of a 2-vector
   parameter, global or per group of channel pairs.
 - :class:`Skew` — a full learnable skew-symmetric matrix, global or per group.
 
@@ -19,10 +19,11 @@ usual low-noise choice for finite-N synchronisation studies).
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 
 import torch
 from torch import nn
+
+from .checks import check_count, is_int, is_real
 
 __all__ = ["AbstractFrequencies", "Frequencies", "RotationPairs", "Skew", "gaussian", "lorentzian", "uniform"]
 
@@ -232,7 +233,7 @@ class Frequencies(AbstractFrequencies):
 class RotationPairs(AbstractFrequencies):
     """The paper's learnable Ω: ω = ‖p‖ from a 2-vector parameter p, on every channel pair.
 
-    Matches the official code's ``OmegaLayer`` (AKORN.md §1.3), including its sign: there the
+    Matches the official code's ``OmegaLayer`` (docs/AKORN.md §1.3), including its sign: there the
     pair velocity is ``(ω b, −ω a)``, i.e. clockwise, so this module's angular velocity is the
     official ``−ω`` (``pair_omega() = −‖p‖``). This matters only for parity with official
     checkpoints.
@@ -250,12 +251,10 @@ class RotationPairs(AbstractFrequencies):
     def __init__(self, n: int, groups: int | None = None, spatial_dims: int = 2, init_omega: float = 1.0,
                  learnable: bool = True) -> None:
         super().__init__()
-        if not isinstance(n, int) or n < 2 or n % 2:
+        if not is_int(n) or n < 2 or n % 2:
             raise ValueError(f"n: expected an even integer >= 2, got {n!r}")
-        if groups is not None and (not isinstance(groups, int) or groups < 1):
-            raise ValueError(f"groups: expected None or a positive integer, got {groups!r}")
-        if not isinstance(spatial_dims, int) or spatial_dims < 0:
-            raise ValueError(f"spatial_dims: expected a non-negative integer, got {spatial_dims!r}")
+        groups = check_count(groups, "groups", optional=True)
+        spatial_dims = check_count(spatial_dims, "spatial_dims", minimum=0)
         if not math.isfinite(init_omega):
             raise ValueError(f"init_omega: expected a finite float, got {init_omega}")
         self.n, self.groups, self.spatial_dims = n, groups, spatial_dims
@@ -287,10 +286,8 @@ class Skew(AbstractFrequencies):
     def __init__(self, n: int, groups: int | None = None, spatial_dims: int = 0, init_std: float = 0.1,
                  generator: torch.Generator | None = None, learnable: bool = True) -> None:
         super().__init__()
-        if not isinstance(n, int) or n < 2:
-            raise ValueError(f"n: expected an integer >= 2, got {n!r}")
-        if groups is not None and (not isinstance(groups, int) or groups < 1):
-            raise ValueError(f"groups: expected None or a positive integer, got {groups!r}")
+        n = check_count(n, "n", minimum=2)
+        groups = check_count(groups, "groups", optional=True)
         if not init_std >= 0:
             raise ValueError(f"init_std: expected a non-negative float, got {init_std}")
         self.n, self.groups, self.spatial_dims = n, groups, spatial_dims
@@ -338,11 +335,11 @@ def _quantiles(num: int, dtype: torch.dtype, device) -> torch.Tensor:
 
 
 def _sampler_args(num: int, width: float, name: str, center: float, dtype: torch.dtype | None) -> None:
-    if isinstance(num, bool) or not isinstance(num, int) or num < 1:
+    if not is_int(num) or num < 1:
         raise ValueError(f"num: expected a positive integer number of oscillators, got {num!r}")
-    if isinstance(width, bool) or not (isinstance(width, (int, float)) and math.isfinite(width) and width > 0):
+    if not (is_real(width) and math.isfinite(width) and width > 0):
         raise ValueError(f"width: expected a positive finite {name}, got {width!r}")
-    if isinstance(center, bool) or not (isinstance(center, (int, float)) and math.isfinite(center)):
+    if not (is_real(center) and math.isfinite(center)):
         raise ValueError(f"center: expected a finite float, got {center!r}")
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         raise TypeError(f"dtype: expected a floating dtype (frequencies are real numbers), got {dtype}")

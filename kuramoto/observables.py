@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from .checks import is_int
+from .couplings import Dense, Sparse
 from .sphere import geodesic_distance, inner, to_phases
 
 __all__ = [
@@ -97,8 +99,6 @@ def local_order_parameter(x: torch.Tensor, graph) -> torch.Tensor:
     Returns:
         ``[..., N]`` (0 for an oscillator without neighbours).
     """
-    from .couplings import Dense, Sparse
-
     _state(x)
     if not isinstance(graph, (Dense, Sparse)) or getattr(graph, "blocks", False):
         raise TypeError("graph: expected a scalar Dense or a Sparse coupling used as the adjacency matrix")
@@ -118,7 +118,7 @@ def window_order_parameter(x: torch.Tensor, size: int) -> torch.Tensor:
         ``[..., H, W]``.
     """
     _state(x)
-    if not isinstance(size, int) or size < 1 or size % 2 == 0:
+    if not is_int(size) or size < 1 or size % 2 == 0:
         raise ValueError(f"size: expected an odd positive integer, got {size!r}")
     if x.dim() < 3:
         raise ValueError(f"x: expected at least [H, W, n], got shape {tuple(x.shape)}")

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import check_count, is_int
+
 __all__ = [
     "assert_state",
     "check_state",
@@ -150,10 +152,9 @@ def random_states(*shape: int, n: int, generator: torch.Generator | None = None,
     """
     if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
         shape = tuple(shape[0])
-    if not all(isinstance(s, int) and s >= 0 for s in shape):
+    if not all(is_int(s) and s >= 0 for s in shape):
         raise ValueError(f"shape: expected non-negative integers, got {shape}")
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n: expected an integer >= 2, got {n!r}")
+    n = check_count(n, "n", minimum=2)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
     if device is None and generator is not None:

@@ -8,6 +8,8 @@
   :class:`ConvNet`.
 """
 
+import kuramoto  # noqa: F401  first: applies torch's OpenMP wait default before torch loads
+
 from .blocks import (FF, BNReLUConv2d, LayerNormForImage, PositionalEmbedding2d, ReadOut, ResBlock, RGBNormalize,
                      ScaleAndBias, sinusoidal_embedding_2d)
 from .layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state

@@ -2,7 +2,7 @@
 
 All blocks act on feature maps ``[B, C, H, W]`` unless stated otherwise. The oscillator
 readout :class:`ReadOut` is the paper's norm-taking map ``m(x)``; the others are the ordinary
-convolutional pieces around it (AKORN.md §3).
+convolutional pieces around it (docs/AKORN.md §3).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kuramoto.checks import is_int, is_real
+from kuramoto.checks import check_count, is_real
 
 from .states import check_feature_map
 
@@ -32,13 +32,6 @@ __all__ = [
 ]
 
 Norm = Literal["bn", "gn", "none"]
-
-
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    # one ValueError for a wrong kind or range: the models' argument errors always were ValueErrors
-    if not is_int(value) or value < minimum:  # type: ignore[operator]
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)  # type: ignore[arg-type]
 
 
 #: The feature-map check of the layer, under the name the blocks and models use.
@@ -75,7 +68,7 @@ def make_norm(norm: str, channels: int) -> nn.Module:
             ``"none"`` (identity).
         channels: number of channels it normalises.
     """
-    _positive_int(channels, "channels")
+    check_count(channels, "channels")
     if norm == "bn":
         return nn.BatchNorm2d(channels)
     if norm == "gn":
@@ -114,12 +107,12 @@ class ReadOut(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, group: int = 2, kernel_size: int = 1,
                  stride: int = 1, padding: int = 0, bias: bool = True) -> None:
         super().__init__()
-        _positive_int(in_channels, "in_channels")
-        _positive_int(out_channels, "out_channels")
-        _positive_int(group, "group")
-        _positive_int(kernel_size, "kernel_size")
-        _positive_int(stride, "stride")
-        _positive_int(padding, "padding", minimum=0)
+        check_count(in_channels, "in_channels")
+        check_count(out_channels, "out_channels")
+        check_count(group, "group")
+        check_count(kernel_size, "kernel_size")
+        check_count(stride, "stride")
+        check_count(padding, "padding", minimum=0)
         self.in_channels, self.out_channels, self.group = in_channels, out_channels, group
         self.conv = nn.Conv2d(in_channels, out_channels * group, kernel_size, stride, padding, bias=bias)
         self.bias = nn.Parameter(torch.zeros(out_channels))
@@ -153,11 +146,11 @@ class BNReLUConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, stride: int = 1,
                  padding: int = 0, norm: Norm = "bn", bias: bool = True) -> None:
         super().__init__()
-        _positive_int(in_channels, "in_channels")
-        _positive_int(out_channels, "out_channels")
-        _positive_int(kernel_size, "kernel_size")
-        _positive_int(stride, "stride")
-        _positive_int(padding, "padding", minimum=0)
+        check_count(in_channels, "in_channels")
+        check_count(out_channels, "out_channels")
+        check_count(kernel_size, "kernel_size")
+        check_count(stride, "stride")
+        check_count(padding, "padding", minimum=0)
         self.norm = make_norm(norm, in_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
 
@@ -185,8 +178,8 @@ class FF(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, hidden: int | None = None, kernel_size: int = 1,
                  stride: int = 1, padding: int = 0, norm: Norm = "bn") -> None:
         super().__init__()
-        _positive_int(in_channels, "in_channels")
-        hidden = 4 * in_channels if hidden is None else _positive_int(hidden, "hidden")
+        check_count(in_channels, "in_channels")
+        hidden = 4 * in_channels if hidden is None else check_count(hidden, "hidden")
         self.unit1 = BNReLUConv2d(in_channels, hidden, kernel_size, stride, padding, norm)
         self.unit2 = BNReLUConv2d(hidden, out_channels, kernel_size, 1, padding, norm)
 
@@ -268,7 +261,7 @@ class ScaleAndBias(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        _positive_int(channels, "channels")
+        check_count(channels, "channels")
         self.scale = nn.Parameter(torch.ones(channels))
         self.bias = nn.Parameter(torch.zeros(channels))
 
@@ -292,7 +285,7 @@ class LayerNormForImage(nn.Module):
 
     def __init__(self, channels: int, eps: float = 1e-5) -> None:
         super().__init__()
-        _positive_int(channels, "channels")
+        check_count(channels, "channels")
         if not eps > 0:
             raise ValueError(f"eps: expected a positive float, got {eps!r}")
         self.eps = float(eps)
@@ -309,7 +302,7 @@ class LayerNormForImage(nn.Module):
 
 def sinusoidal_embedding_2d(dim: int, height: int, width: int, *, dtype: torch.dtype | None = None,
                             device: torch.device | str | None = None) -> torch.Tensor:
-    """Fixed 2-D sinusoidal position code (AKORN.md §3).
+    """Fixed 2-D sinusoidal position code (docs/AKORN.md §3).
 
     With ``h = dim / 2``: channels ``0 … h−1`` encode the column index ``w``, channels
     ``h … dim−1`` the row index; inside each half channel ``2m`` is ``sin(pos · f_m)`` and
@@ -323,11 +316,11 @@ def sinusoidal_embedding_2d(dim: int, height: int, width: int, *, dtype: torch.d
     Returns:
         ``[dim, height, width]``.
     """
-    _positive_int(dim, "dim")
+    check_count(dim, "dim")
     if dim % 4:
         raise ValueError(f"dim: expected a multiple of 4 (sin/cos pairs for rows and columns), got {dim}")
-    _positive_int(height, "height")
-    _positive_int(width, "width")
+    check_count(height, "height")
+    check_count(width, "width")
     half = dim // 2
     freq = torch.pow(10000.0, -torch.arange(0, half, 2, dtype=torch.float64) / half)  # [h/2]
     rows = torch.arange(height, dtype=torch.float64)

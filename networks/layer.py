@@ -5,7 +5,7 @@ a stimulus normalisation; per call it builds the :class:`kuramoto.KuramotoField`
 normalised stimulus ``ĉ`` (:meth:`KuramotoLayer.field`) and runs it:
 
 - *discrete*: ``T`` steps of size γ of a fixed-step method. The default
-  ``method="euler_normalized"`` is exactly the paper's update (AKOrN Eq. 4, AKORN.md §1.9)::
+  ``method="euler_normalized"`` is exactly the paper's update (AKOrN Eq. 4, docs/AKORN.md §1.9)::
 
       x_{t+1} = normalize(x_t + γ (Ω x_t + Proj_{x_t}(ĉ + J x_t)))
 
@@ -31,13 +31,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from integrators import METHODS, solve, step_fixed
-from kuramoto.checks import check_bool, check_int, is_int, is_real
+from integrators import METHODS, check_pairing, solve, step_fixed
+from kuramoto.checks import check_bool, check_count, check_int, check_positive, is_real
 from kuramoto.couplings.base import AbstractCoupling
 from kuramoto.couplings.image import AbstractImageCoupling, to_features, to_oscillators
 from kuramoto.field import KuramotoField
 from kuramoto.frequencies import AbstractFrequencies, RotationPairs
-from kuramoto.sphere import inner, normalize
+from kuramoto.sphere import normalize
 
 from .blocks import ScaleAndBias
 from .states import check_feature_map, check_n, initial_state, learnable_initial_state
@@ -45,6 +45,8 @@ from .states import check_feature_map, check_n, initial_state, learnable_initial
 __all__ = ["KuramotoLayer", "Trajectory", "initial_state", "learnable_initial_state"]  # the last two: networks.states
 
 StimulusNorm = Literal["gn", "sandb", "none"]
+#: How the pairing messages name a discrete layer's run.
+_DISCRETE = "a discrete layer (steps=T of size gamma, t_span=None)"
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Trajectory:
             when the layer was called with ``save_states=False``.
         energy: ``[T+1, B]`` the paper's energy ``E(x_t) = −½ Σ x_tᵀ J(x_t) − Σ ĉᵀ x_t`` of every
             state (AKOrN Eq. 3; the coupling's bias counts as part of ``J x``).
-        logged_energy: ``[T+1, B]`` the official code's per-step log (AKORN.md §1.7): entry 0 is
+        logged_energy: ``[T+1, B]`` the official code's per-step log (docs/AKORN.md §1.7): entry 0 is
             zero, entry ``t`` is ``−Σ x_{t−1} ⊙ (J(x_{t−1}) + ĉ)`` (state *before* step t, no ½).
     """
 
@@ -76,13 +78,6 @@ def _stimulus_norm(kind: object, channels: int, n: int) -> nn.Module:
     if kind == "none":
         return nn.Identity()
     raise ValueError(f"stimulus_norm: expected 'gn', 'sandb' or 'none', got {kind!r}")
-
-
-def _positive_float(value: object, name: str) -> float:
-    # ValueError for a value of the wrong kind too, as this layer always raised for its step sizes
-    if not is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return float(value)
 
 
 def _check_coupling(coupling: object, channels: int, n: int) -> None:
@@ -112,10 +107,11 @@ def _check_omega(omega: object, channels: int, n: int) -> None:
 
 
 def _check_gamma(gamma: object, gamma_max: object, learn_gamma: object) -> tuple[float, float | None]:
-    gamma = _positive_float(gamma, "gamma")
+    # ValueError for a step of the wrong kind too, as this layer always raised for its step sizes
+    gamma = check_positive(gamma, "gamma", kind_error=ValueError)
     if gamma_max is None:
         return gamma, None
-    gamma_max = _positive_float(gamma_max, "gamma_max")
+    gamma_max = check_positive(gamma_max, "gamma_max", kind_error=ValueError)
     if not learn_gamma:
         raise ValueError("gamma_max: bounds a learnable step; pass learn_gamma=True (or drop gamma_max for a "
                          "fixed γ)")
@@ -135,13 +131,21 @@ def _method_error(method: object) -> ValueError:
                       f"instead: torch.compile(layer), or torch.compile(model) for the model around it")
 
 
+def _check_discrete_method(method: str, gamma: object, adjoint: object, learn_gamma: bool) -> None:
+    """A discrete layer's pairing of ``method`` with its fixed steps of size γ, a learnable γ and
+    the checkpointed gradient (``adjoint``): :func:`integrators.check_pairing`, as ``step_fixed``
+    and ``solve`` enforce it."""
+    check_pairing(method, caller=_DISCRETE, dt=gamma, fixed_steps=True,
+                  learnable_step="learn_gamma" if learn_gamma else None, checkpoint="adjoint" if adjoint else None)
+
+
 def _check_schedule(method: object, t_span: object, adjoint: object, dt: object, rtol: object, atol: object,
-                    learn_gamma: bool) -> float | None:
+                    gamma: float, learn_gamma: bool) -> float | None:
     """Check how the layer runs (method, continuous span or discrete steps, adjoint); returns ``dt``.
 
-    The method pairings here (adaptive vs discrete, ``dt`` for a fixed-step continuous solve, a
-    native method for a learnable γ or the checkpointed gradient) mirror what ``integrators``
-    enforces per solve, checked once when the layer is built.
+    The method pairings (adaptive vs discrete, ``dt`` for a fixed-step continuous solve, a
+    native method for a learnable γ or the checkpointed gradient) are
+    :func:`integrators.check_pairing`'s, checked once when the layer is built.
     """
     if not isinstance(adjoint, int):  # a bool is an int
         raise TypeError(f"adjoint: expected a bool or a segment length (int), got {type(adjoint).__name__}")
@@ -150,20 +154,10 @@ def _check_schedule(method: object, t_span: object, adjoint: object, dt: object,
                          f"checkpoint segment, got {adjoint!r}")
     if not isinstance(method, str) or method not in METHODS:
         raise _method_error(method)
-    solver_cls = METHODS[method]
     if t_span is None:
-        if solver_cls.adaptive:
-            raise ValueError(f"method: {method!r} is adaptive; a discrete layer (steps=T, t_span=None) needs a "
-                             f"fixed-step method such as 'euler_normalized', or give t_span for a continuous layer")
+        _check_discrete_method(method, gamma, adjoint, learn_gamma)
         if dt is not None:
             raise ValueError("dt: a discrete layer steps with gamma; dt is only for continuous layers (t_span)")
-        if not solver_cls.native and learn_gamma:
-            raise ValueError(f"learn_gamma: a learnable γ needs a native method (e.g. 'euler_normalized', "
-                             f"'rk4_normalized'); {method!r} is delegated to torchdiffeq")
-        if not solver_cls.native and adjoint:
-            raise ValueError(f"adjoint: the exact-discrete checkpointed gradient needs a native method (e.g. "
-                             f"'euler_normalized', 'rk4_normalized'); for {method!r} torchdiffeq's adjoint "
-                             f"would be the continuous adjoint, a different gradient for a discrete layer")
         return None
     if (not isinstance(t_span, (tuple, list)) or len(t_span) != 2
             or not all(is_real(v) and math.isfinite(v)
@@ -171,12 +165,10 @@ def _check_schedule(method: object, t_span: object, adjoint: object, dt: object,
         raise ValueError(f"t_span: expected (t0, t1) with finite t1 > t0, got {t_span!r}")
     if learn_gamma:
         raise ValueError("learn_gamma: a continuous layer (t_span given) has no step size γ to learn")
-    if not solver_cls.adaptive and dt is None:
-        raise ValueError(f"dt: the fixed-step method {method!r} needs dt for a continuous layer "
-                         f"(t_span={tuple(t_span)}); give dt or an adaptive method such as 'dopri5'")
-    _positive_float(rtol, "rtol")
-    _positive_float(atol, "atol")
-    return None if dt is None else _positive_float(dt, "dt")
+    check_pairing(method, caller=f"a continuous layer (t_span={tuple(t_span)})", dt=dt, adjoint=bool(adjoint))
+    check_positive(rtol, "rtol", kind_error=ValueError)
+    check_positive(atol, "atol", kind_error=ValueError)
+    return None if dt is None else check_positive(dt, "dt", kind_error=ValueError)
 
 
 class KuramotoLayer(nn.Module):
@@ -187,7 +179,7 @@ class KuramotoLayer(nn.Module):
     size γ (``t_span=None``) or continuously over ``t_span``.
 
     **The official identity-Ω quirk.** In the official code a layer built without Ω adds
-    ``x_t`` itself to the velocity (AKORN.md §1.4), so its update is
+    ``x_t`` itself to the velocity (docs/AKORN.md §1.4), so its update is
     ``normalize(x + γ(x + v)) = normalize((1+γ)x + γv) = normalize(x + γ/(1+γ) · v)``: no
     rotation, but the effective step is ``γ/(1+γ)`` (0.5 for γ = 1). Every official
     object-discovery model ran this way. ``legacy_identity_omega=True`` reproduces it (for
@@ -237,7 +229,7 @@ class KuramotoLayer(nn.Module):
         ``forward(c [B, C, H, W], x0 [B, C, H, W] | None) -> x_T [B, C, H, W]``.
 
     References:
-        AKOrN (Miyato et al., ICLR 2025) Eqs. 2–4; AKORN.md §1.4–1.9.
+        AKOrN (Miyato et al., ICLR 2025) Eqs. 2–4; docs/AKORN.md §1.4–1.9.
     """
 
     def __init__(self, coupling: AbstractCoupling, n: int, channels: int, *,
@@ -257,7 +249,7 @@ class KuramotoLayer(nn.Module):
         for name, flag in (("learn_gamma", learn_gamma), ("project", project),
                            ("legacy_identity_omega", legacy_identity_omega)):
             check_bool(flag, name)
-        dt = _check_schedule(method, t_span, adjoint, dt, rtol, atol, learn_gamma)
+        dt = _check_schedule(method, t_span, adjoint, dt, rtol, atol, gamma, learn_gamma)
         if legacy_identity_omega:
             if omega is not None:
                 raise ValueError("legacy_identity_omega: the official quirk exists only without Ω; pass omega=None")
@@ -320,17 +312,11 @@ class KuramotoLayer(nn.Module):
         if self.t_span is not None:
             raise ValueError("use_integrator: a continuous layer (t_span) has no discrete step; build one with the "
                              "method and dt you want")
-        scale = _positive_float(step_scale, "step_scale")
+        scale = check_positive(step_scale, "step_scale", kind_error=ValueError)
         if method is not None:
             if not isinstance(method, str) or method not in METHODS:
                 raise _method_error(method)
-            cls = METHODS[method]
-            if cls.adaptive:
-                raise ValueError(f"method: {method!r} is adaptive; a discrete layer needs a fixed-step method")
-            if not cls.native and (self.adjoint or self.step_gamma().requires_grad):
-                raise ValueError(f"method: {method!r} is delegated to torchdiffeq, which can neither differentiate "
-                                 f"a learnable γ nor run the checkpointed gradient; use a native method such as "
-                                 f"'rk4_normalized' or 'lawson_rk4'")
+            _check_discrete_method(method, self.step_gamma(), self.adjoint, self.step_gamma().requires_grad)
             if self.legacy_identity_omega and method != "euler_normalized":
                 raise ValueError("method: the legacy identity-Ω quirk is defined for 'euler_normalized' only")
             self.method = method
@@ -344,19 +330,16 @@ class KuramotoLayer(nn.Module):
         adjoint) must see that call's stimulus, not the one of a later call. Use it to analyse
         the layer as a dynamical system (``field.energy(x)``, ``integrators.solve``); the state
         is ``to_oscillators(x, n)``.
+
+        Raises:
+            TypeError, ValueError: ``c`` is not a ``[B, C, H, W]`` map, or (on the CPU) holds NaN or inf.
         """
         check_feature_map(c, "c", self.channels)
+        return self._field(c)
+
+    def _field(self, c: torch.Tensor) -> KuramotoField:
         c_hat = self.stimulus_norm(c)
         return KuramotoField(self.coupling, self.omega, stimulus=to_oscillators(c_hat, self.n), project=self.project)
-
-    @staticmethod
-    def _energies(field: KuramotoField, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Paper energy and official logged energy of one state batch, sharing one evaluation of ``J``."""
-        jx = field.coupling(x)
-        c = field.stimulus
-        cx = inner(x, c).sum(dim=(1, 2, 3, 4)) if c is not None else x.new_zeros(x.shape[0])
-        jxx = inner(x, jx).sum(dim=(1, 2, 3, 4))
-        return -0.5 * jxx - cx, -jxx - cx
 
     def forward(self, c: torch.Tensor, x0: torch.Tensor | None = None, *, steps: int | None = None,
                 generator: torch.Generator | None = None, return_trajectory: bool = False,
@@ -376,6 +359,11 @@ class KuramotoLayer(nn.Module):
 
         Returns:
             ``x_T`` ``[B, C, H, W]``, or ``(x_T, Trajectory)``.
+
+        Raises:
+            TypeError, ValueError: naming the argument; a NaN or inf in ``c`` or ``x0`` is a
+                ``ValueError`` (checked once per call, on the CPU only: reading the check's result
+                on an accelerator would synchronise it).
         """
         check_feature_map(c, "c", self.channels)
         ref = self.step_gamma()
@@ -390,20 +378,17 @@ class KuramotoLayer(nn.Module):
                 raise ValueError(f"x0: expected the stimulus's shape {tuple(c.shape)}, got {tuple(x0.shape)}")
             if x0.dtype != c.dtype or x0.device != c.device:
                 raise TypeError(f"x0: dtype/device {x0.dtype}/{x0.device} does not match c's {c.dtype}/{c.device}")
-        T = self.steps if steps is None else steps
-        if not is_int(T) or T < 1:
-            raise ValueError(f"steps: expected a positive integer, got {steps!r}")
-        if not isinstance(return_trajectory, bool):
-            raise TypeError(f"return_trajectory: expected a bool, got {type(return_trajectory).__name__}")
+        T = check_count(self.steps if steps is None else steps, "steps")
+        check_bool(return_trajectory, "return_trajectory")
 
-        field = self.field(c)
+        field = self._field(c)  # c was checked above
         x = normalize(to_oscillators(x0, self.n))
         xT, xs, ts = self._run(field, x, T, return_trajectory)
         if not return_trajectory:
             return to_features(xT)
         energy, logged = [], [x.new_zeros(x.shape[0])]
         for t in range(xs.shape[0]):  # one state at a time: attention on all T+1 states at once can be huge
-            e, le = self._energies(field, xs[t])
+            e, le = field.energies(xs[t])
             energy.append(e)
             if t < xs.shape[0] - 1:
                 logged.append(le)

@@ -1,6 +1,6 @@
 """Load checkpoints of the official AKOrN code (github.com/autonomousvision/akorn) into these models.
 
-The official models and ours compute the same maps (AKORN.md §1–4); only the module trees, and so
+The official models and ours compute the same maps (docs/AKORN.md §1–4); only the module trees, and so
 the ``state_dict`` keys, differ. :func:`convert_state_dict` renames and reshapes an official
 ``state_dict`` into the layout of one of our models, :func:`load_official` also reads the file,
 unwraps the EMA copy the official scripts save and loads the result.
@@ -37,7 +37,7 @@ Conventions that make the copied numbers mean the same thing: channel ``k·n + m
 codes; :class:`~kuramoto.frequencies.RotationPairs` stores the official ``omg_param`` unchanged
 (its angular velocity is the official ``−‖p‖``, the official pair velocity being ``(ω b, −ω a)``).
 A layer without ``omg_param`` ran with the official identity-Ω quirk (the velocity gains ``+x``,
-effective step ``γ/(1+γ)``; AKORN.md §1.4): the target layer must have
+effective step ``γ/(1+γ)``; docs/AKORN.md §1.4): the target layer must have
 ``legacy_identity_omega=True`` (:class:`~networks.ObjectAKOrN` offers it; every official object
 model needs it).
 """
@@ -99,12 +99,9 @@ _WB = r"(?P<x>weight|bias)"
 
 def _ff_rules(off: str, ours: str) -> list[tuple[str, str, bool]]:
     """ResBlock(FF): official ``fn.fn.{u}.fn.{0 norm, 2 conv}`` -> ours ``fn.unit{u+1}.{norm, conv}``."""
-    return [
-        (rf"{off}\.fn\.fn\.0\.fn\.0\.{_NORM}", rf"{ours}.fn.unit1.norm.\g<x>", False),
-        (rf"{off}\.fn\.fn\.0\.fn\.2\.{_WB}", rf"{ours}.fn.unit1.conv.\g<x>", False),
-        (rf"{off}\.fn\.fn\.1\.fn\.0\.{_NORM}", rf"{ours}.fn.unit2.norm.\g<x>", False),
-        (rf"{off}\.fn\.fn\.1\.fn\.2\.{_WB}", rf"{ours}.fn.unit2.conv.\g<x>", False),
-    ]
+    return [rule for u in (0, 1) for rule in (
+        (rf"{off}\.fn\.fn\.{u}\.fn\.0\.{_NORM}", rf"{ours}.fn.unit{u + 1}.norm.\g<x>", False),
+        (rf"{off}\.fn\.fn\.{u}\.fn\.2\.{_WB}", rf"{ours}.fn.unit{u + 1}.conv.\g<x>", False))]
 
 
 def _rules(kind: Kind) -> list[tuple[re.Pattern, str, bool]]:
@@ -192,12 +189,8 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module)
     kind = _kind(model)
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict: expected a mapping of names to tensors, got {type(state_dict).__name__}")
-    target = model.state_dict()
     depth = len(model.layers)
-    rules = _rules(kind)
-    out: dict[str, torch.Tensor] = {}
-    sources: dict[str, str] = {}
-    unknown, misshapen, untied = [], [], []
+    renamed = _Renamed(model.state_dict(), _rules(kind))
     for key, value in state_dict.items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"state_dict: {key!r} is a {type(value).__name__}, expected a tensor")
@@ -205,12 +198,39 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module)
             continue
         if key == "gamma":  # one official γ (a [1] parameter) for every layer
             for l in range(depth):
-                name = f"layers.{l}.gamma"
-                ref = target.get(name)
-                fits = ref is not None and value.numel() == ref.numel() == 1
-                out[name], sources[name] = (value.reshape(ref.shape) if fits else value), key
-            continue
-        for pattern, template, reshape in rules:
+                renamed.put_gamma(f"layers.{l}.gamma", value, key)
+        else:
+            renamed.put(key, value)
+    if renamed.unknown:
+        raise OfficialCheckpointError(f"state_dict: {len(renamed.unknown)} key(s) the official {kind} map does not "
+                                      f"know (is it a {kind} checkpoint?): {_listing(renamed.unknown)}")
+    if renamed.untied:
+        raise OfficialCheckpointError(f"state_dict: the classifier's transition conv is one module under two names in "
+                                      f"the official model, but these copies differ: {_listing(renamed.untied)}")
+    _check_omega(kind, state_dict, model, depth)
+    return renamed.complete()
+
+
+class _Renamed:
+    """Official tensors under the target model's names (``target``: its ``state_dict``), with the
+    keys no rule knows, the shapes that do not fit and the copies of one module that differ."""
+
+    def __init__(self, target: dict[str, torch.Tensor], rules: list[tuple[re.Pattern, str, bool]]) -> None:
+        self.target, self.rules = target, rules
+        self.out: dict[str, torch.Tensor] = {}
+        self.sources: dict[str, str] = {}
+        self.unknown: list[str] = []
+        self.misshapen: list[str] = []
+        self.untied: list[str] = []
+
+    def put_gamma(self, name: str, value: torch.Tensor, key: str) -> None:
+        ref = self.target.get(name)
+        fits = ref is not None and value.numel() == ref.numel() == 1
+        self.out[name], self.sources[name] = (value.reshape(ref.shape) if fits else value), key
+
+    def put(self, key: str, value: torch.Tensor) -> None:
+        """Rename ``key`` by the first rule that matches it (reshaped where the rule allows)."""
+        for pattern, template, reshape in self.rules:
             m = pattern.match(key)
             if m is None:
                 continue
@@ -218,45 +238,45 @@ def convert_state_dict(state_dict: Mapping[str, torch.Tensor], model: nn.Module)
             if "l" in groups and groups["l"] is not None:
                 groups["lm1"] = str(int(groups["l"]) - 1)
             name = re.sub(r"\\g<(\w+)>", lambda g: groups[g.group(1)], template)
-            if name in out:  # the classifier's transition conv is stored twice (one module, two names)
-                if out[name].shape != value.shape or not torch.equal(out[name], value):
-                    untied.append(f"{sources[name]} / {key}")
-                break
-            ref = target.get(name)
+            if name in self.out:  # the classifier's transition conv is stored twice (one module, two names)
+                if self.out[name].shape != value.shape or not torch.equal(self.out[name], value):
+                    self.untied.append(f"{self.sources[name]} / {key}")
+                return
+            ref = self.target.get(name)
             if ref is not None and value.shape != ref.shape:
                 if reshape and value.numel() == ref.numel():
                     value = value.reshape(ref.shape)
                 else:
-                    misshapen.append(f"{key} {tuple(value.shape)} -> {name} {tuple(ref.shape)}")
-            out[name], sources[name] = value, key
-            break
-        else:
-            unknown.append(key)
-    if unknown:
-        raise OfficialCheckpointError(f"state_dict: {len(unknown)} key(s) the official {kind} map does not know "
-                                      f"(is it a {kind} checkpoint?): {_listing(unknown)}")
-    if untied:
-        raise OfficialCheckpointError(f"state_dict: the classifier's transition conv is one module under two names in "
-                                      f"the official model, but these copies differ: {_listing(untied)}")
-    _check_omega(kind, state_dict, model, depth)
-    for name in _CONSTANT_KEYS:
-        if name in target and name not in out:
-            out[name] = target[name]
-    missing = [k for k in target if k not in out]
-    unexpected = [f"{sources[k]} -> {k}" for k in out if k not in target]
-    problems = []
-    if missing:
-        hint = (" (a layer built with gamma_max stores gamma_logit; the official γ is free: build with "
-                "gamma_max=None)" if any(k.endswith("gamma_logit") for k in missing) else "")
-        problems.append(f"{len(missing)} key(s) of the model missing from the checkpoint: {_listing(missing)}{hint}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} checkpoint key(s) the model does not have: {_listing(unexpected)}")
-    if misshapen:
-        problems.append(f"{len(misshapen)} shape mismatch(es): {_listing(misshapen)}")
-    if problems:
-        raise OfficialCheckpointError("state_dict: the official checkpoint does not fit the model (build the model "
-                                      "with the official run's hyper-parameters): " + "; ".join(problems))
-    return {k: out[k] for k in target}
+                    self.misshapen.append(f"{key} {tuple(value.shape)} -> {name} {tuple(ref.shape)}")
+            self.out[name], self.sources[name] = value, key
+            return
+        self.unknown.append(key)
+
+    def complete(self) -> dict[str, torch.Tensor]:
+        """The full ``state_dict`` in the target's key order (its constants kept from the target).
+
+        Raises:
+            OfficialCheckpointError: keys missing on either side or shapes that do not fit.
+        """
+        target, out = self.target, self.out
+        for name in _CONSTANT_KEYS:
+            if name in target and name not in out:
+                out[name] = target[name]
+        missing = [k for k in target if k not in out]
+        unexpected = [f"{self.sources[k]} -> {k}" for k in out if k not in target]
+        problems = []
+        if missing:
+            hint = (" (a layer built with gamma_max stores gamma_logit; the official γ is free: build with "
+                    "gamma_max=None)" if any(k.endswith("gamma_logit") for k in missing) else "")
+            problems.append(f"{len(missing)} key(s) of the model missing from the checkpoint: {_listing(missing)}{hint}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} checkpoint key(s) the model does not have: {_listing(unexpected)}")
+        if self.misshapen:
+            problems.append(f"{len(self.misshapen)} shape mismatch(es): {_listing(self.misshapen)}")
+        if problems:
+            raise OfficialCheckpointError("state_dict: the official checkpoint does not fit the model (build the model "
+                                          "with the official run's hyper-parameters): " + "; ".join(problems))
+        return {k: out[k] for k in target}
 
 
 def read_official(source: str | os.PathLike | Mapping[str, torch.Tensor], *,

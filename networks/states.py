@@ -2,6 +2,11 @@
 
 The layer's state is a feature map ``[B, C, H, W]`` whose channels form ``C/n`` unit vectors per
 position (consecutive groups of ``n``); every initial state here has unit length per group.
+
+Feature maps given to a layer or a model (stimuli, images, initial states) are checked once per
+call by :func:`check_feature_map`: type, shape, and on the CPU that every value is finite (a NaN
+would otherwise spread silently through every step). On an accelerator the value check is
+skipped, since reading its result forces a device synchronisation on every call.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import Literal
 
 import torch
 
-from kuramoto.checks import is_int
+from kuramoto.checks import check_count, is_int
 from kuramoto.couplings.image import to_features, to_oscillators
 from kuramoto.sphere import normalize
 
@@ -20,12 +25,23 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=DeprecationWarning)
     import geoopt
 
-__all__ = ["InitMode", "check_feature_map", "check_n", "initial_state", "learnable_initial_state"]
+__all__ = ["InitMode", "check_feature_map", "check_finite", "check_n", "initial_state", "learnable_initial_state"]
 
 InitMode = Literal["random", "stimulus", "given", "learned"]
 
 
-def check_feature_map(x: object, name: str, channels: int | None = None) -> torch.Tensor:
+def check_finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise ``ValueError`` naming ``name`` if a CPU tensor holds NaN or inf (accelerator tensors are
+    not read: that would synchronise the device); return ``x``."""
+    if x.device.type == "cpu" and x.numel() and not bool(torch.isfinite(x.detach()).all()):
+        first = tuple(torch.nonzero(~torch.isfinite(x.detach()))[0].tolist())
+        raise ValueError(f"{name}: contains NaN or inf (first at index {first}); expected finite values")
+    return x
+
+
+def check_feature_map(x: object, name: str, channels: int | None = None, *, finite: bool = True) -> torch.Tensor:
+    """``x`` if it is a floating-point feature map ``[B, C, H, W]`` (with ``channels`` channels, and
+    finite on the CPU unless ``finite=False``); else ``TypeError``/``ValueError`` naming ``name``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor [B, C, H, W], got {type(x).__name__}")
     if not x.is_floating_point():
@@ -34,7 +50,7 @@ def check_feature_map(x: object, name: str, channels: int | None = None) -> torc
         raise ValueError(f"{name}: expected a feature map [B, C, H, W], got shape {tuple(x.shape)}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{name}: expected {channels} channels, got shape {tuple(x.shape)}")
-    return x
+    return check_finite(x, name) if finite else x
 
 
 def check_n(n: object, channels: int | None = None) -> int:
@@ -59,6 +75,19 @@ def _unit_groups(x: torch.Tensor, n: int) -> torch.Tensor:
     return to_features(normalize(to_oscillators(x, n)))
 
 
+def _directions(c: torch.Tensor, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``normalize(c)`` per group, with every all-zero group replaced by a uniformly random unit vector.
+
+    A zero group has no direction; left at zero it is not a point of the sphere, and the layer's
+    projection ``y − (<y,x>/|x|²) x`` is 0/0 there, so its output would be NaN. The noise is drawn
+    for the whole map (one fixed draw per call, whatever the data) so that the result does not
+    depend on which groups happen to be zero."""
+    groups = to_oscillators(c, n)
+    noise = to_oscillators(_noise_like(c, generator), n)
+    zero = (groups == 0).all(dim=-1, keepdim=True)
+    return to_features(normalize(torch.where(zero, noise, groups)))
+
+
 def initial_state(c: torch.Tensor, n: int, mode: InitMode = "random", *, generator: torch.Generator | None = None,
                   given_mask: torch.Tensor | None = None, learned: torch.Tensor | None = None) -> torch.Tensor:
     """An initial oscillator state for a layer with stimulus ``c``, unit length per group of ``n`` channels.
@@ -67,12 +96,14 @@ def initial_state(c: torch.Tensor, n: int, mode: InitMode = "random", *, generat
         c: stimulus ``[B, C, H, W]`` (sets the shape, dtype and device of the result).
         n: oscillator dimension (``C % n == 0``).
         mode: ``"random"``: uniform on every sphere (normalised standard normal noise, the
-            official default); ``"stimulus"``: ``normalize(c)`` (a zero group of ``c`` stays
-            zero); ``"given"``: ``c`` where ``given_mask`` is true and noise elsewhere (the
+            official default); ``"stimulus"``: ``normalize(c)``, where an all-zero group of
+            ``c`` (no direction) starts uniformly at random instead (drawn from ``generator``);
+            ``"given"``: ``c`` where ``given_mask`` is true and noise elsewhere (the
             Sudoku model starts given cells at their digit embedding); ``"learned"``: the
             learned state ``learned``, the same for every batch item.
-        generator: random generator of the noise (``"random"`` and ``"given"``); the sample is
-            drawn on the generator's device and moved, so a seed gives the same state anywhere.
+        generator: random generator of the noise (``"random"``, ``"given"``, and the zero groups of
+            ``"stimulus"``); the sample is drawn on the generator's device and moved, so a seed
+            gives the same state anywhere.
         given_mask: ``[B, 1, H, W]`` or ``[B, H, W]`` (or anything broadcastable to ``c``),
             bool or 0/1, for ``mode="given"``.
         learned: ``[C/n, H, W, n]`` or ``[1, C/n, H, W, n]`` unit vectors for ``mode="learned"``,
@@ -82,14 +113,15 @@ def initial_state(c: torch.Tensor, n: int, mode: InitMode = "random", *, generat
         ``[B, C, H, W]``.
 
     Raises:
-        ValueError, TypeError: naming the offending argument.
+        ValueError, TypeError: naming the offending argument (a NaN or inf in ``c`` on the CPU
+            is a ``ValueError`` naming ``c``).
     """
     check_feature_map(c, "c")
     n = check_n(n, c.shape[1])
     if mode == "random":
         return _unit_groups(_noise_like(c, generator), n)
     if mode == "stimulus":
-        return _unit_groups(c, n)
+        return _directions(c, n, generator)
     if mode == "given":
         if given_mask is None:
             raise ValueError("given_mask: mode='given' needs the mask of given positions ([B, 1, H, W] or [B, H, W])")
@@ -138,8 +170,7 @@ def learnable_initial_state(channels: int, n: int, grid: tuple[int, int], *, gen
     Returns:
         ``geoopt.ManifoldParameter`` of shape ``[C/n, H, W, n]``.
     """
-    if not is_int(channels) or channels < 1:
-        raise ValueError(f"channels: expected a positive integer, got {channels!r}")
+    channels = check_count(channels, "channels")
     n = check_n(n, channels)
     if (not isinstance(grid, (tuple, list)) or len(grid) != 2
             or not all(is_int(g) and g >= 1 for g in grid)):

@@ -1,8 +1,16 @@
-"""Atomic file writes and a parameter-keyed on-disk cache of numpy arrays (HDF5).
+"""Atomic file writes, content checksums of HDF5 files, and a parameter-keyed on-disk cache of
+numpy arrays (HDF5).
 
-Everything a study writes goes through :func:`atomic_path`: the data is written to a
-temporary file in the same directory and renamed over the target only once it is complete,
-so a run killed at any moment leaves either the previous complete file or the new one.
+Everything a study writes goes through :func:`atomic_path` (re-exported from :mod:`studies.files`):
+the data is written to a temporary file in the same directory and renamed over the target only
+once it is complete, so a run killed at any moment leaves either the previous complete file or
+the new one.
+
+Every HDF5 file the toolkit writes carries the SHA-256 of its content in the root attribute
+``akorn_sha256`` (:func:`hdf5_digest`: every dataset's values, dtype and shape and every
+attribute, by path), so a file edited or damaged after it was written is recognised before its
+content is trusted. HDF5 files are built in memory and written with one plain write, so a full
+disk fails cleanly (HDF5 left with a half-written file can crash the interpreter).
 
 :func:`cached_arrays` builds a dict of arrays once per parameter set (generated data sets:
 Sudoku boards, synthetic scenes, ...) and stores it in ``<root>/<name>-<hash>.h5``; a second
@@ -11,60 +19,32 @@ call with the same parameters reads the file instead of rebuilding.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import io
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_path", "cache_key", "cached_arrays", "default_cache_dir", "read_arrays", "write_arrays"]
+from studies.files import atomic_path, write_bytes
+
+__all__ = ["CHECKSUM_ATTR", "atomic_path", "cache_key", "cached_arrays", "checksum_problem", "default_cache_dir",
+           "hdf5_digest", "read_arrays", "stamp_checksum", "write_arrays"]
+
+#: The root attribute of an HDF5 file that holds the SHA-256 of its content (see :func:`hdf5_digest`).
+CHECKSUM_ATTR = "akorn_sha256"
+# Attributes HDF5 and netCDF4 keep for themselves (object references and the dimension bookkeeping).
+_INTERNAL_ATTRS = frozenset({CHECKSUM_ATTR, "DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME",
+                             "_Netcdf4Dimid", "_Netcdf4Coordinates", "_nc3_strict"})
 
 
 def default_cache_dir() -> Path:
     """The cache directory: ``$AKORN_CACHE`` if set, else ``~/.cache/akorn``."""
     env = os.environ.get("AKORN_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "akorn"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds.
-
-    The temporary file lives in the target's directory (so the rename is atomic on POSIX) and
-    is removed if the block raises. The parent directory is created if needed.
-
-    Args:
-        path: final destination.
-        suffix: suffix of the temporary file (default: the destination's suffix).
-
-    Yields:
-        Path of the temporary file to write.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"path: {str(path)!r} is a directory, expected a file path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=(suffix if suffix is not None else path.suffix) + ".tmp",
-                               dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        # mkstemp creates files readable by the owner only; give results the usual permissions
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
 
 
 def cache_key(params: Mapping[str, Any]) -> str:
@@ -78,29 +58,98 @@ def cache_key(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _attr_bytes(value: Any) -> bytes | None:
+    arr = np.asarray(value)
+    if arr.dtype.kind == "O" or arr.dtype.kind in "SU":
+        return "\x1f".join(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                            for v in arr.ravel()).encode()
+    if arr.dtype.kind == "V" or arr.dtype.names is not None:
+        return None  # object references and compound bookkeeping: not content
+    return arr.dtype.str.encode() + repr(arr.shape).encode() + arr.tobytes()
+
+
+def hdf5_digest(fh: Any) -> str:
+    """SHA-256 (hex) of the content of an open ``h5py.File``: every group and dataset by path, each
+    dataset's dtype, shape and values, and every attribute except :data:`CHECKSUM_ATTR` and the
+    HDF5/netCDF4 bookkeeping. Equal content gives an equal digest, whatever the file layout."""
+    import h5py
+
+    digest = hashlib.sha256()
+
+    def attrs(obj: Any) -> None:
+        for key in sorted(obj.attrs.keys()):
+            if key in _INTERNAL_ATTRS:
+                continue
+            try:
+                encoded = _attr_bytes(obj.attrs[key])
+            except (OSError, TypeError, ValueError):  # an attribute h5py cannot read back is not ours
+                continue
+            if encoded is not None:
+                digest.update(b"A" + key.encode() + b"\0" + encoded + b"\0")
+
+    attrs(fh)
+    names: list[str] = []
+    fh.visit(names.append)
+    for name in sorted(names):
+        obj = fh[name]
+        digest.update(b"N" + name.encode() + b"\0")
+        attrs(obj)
+        if isinstance(obj, h5py.Dataset):
+            values = obj[()]
+            arr = np.asarray(values)
+            digest.update(arr.dtype.str.encode() + repr(arr.shape).encode())
+            encoded = _attr_bytes(arr) if arr.dtype.kind in "OSU" else np.ascontiguousarray(arr).tobytes()
+            digest.update(encoded or b"")
+    return digest.hexdigest()
+
+
+def stamp_checksum(image: bytes | memoryview) -> bytes:
+    """The HDF5 file image ``image`` with its :data:`CHECKSUM_ATTR` set to its content digest."""
+    import h5py
+
+    buffer = io.BytesIO(bytes(image))
+    with h5py.File(buffer, "a") as fh:
+        fh.attrs[CHECKSUM_ATTR] = hdf5_digest(fh)
+    return buffer.getvalue()
+
+
+def checksum_problem(fh: Any) -> str | None:
+    """Why an open ``h5py.File`` fails its checksum, or ``None`` (it matches, or predates checksums)."""
+    if CHECKSUM_ATTR not in fh.attrs:
+        return None
+    stored = fh.attrs[CHECKSUM_ATTR]
+    stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+    actual = hdf5_digest(fh)
+    if stored != actual:
+        return (f"its content does not match the checksum written with it (sha256 {actual[:12]}... vs "
+                f"{stored[:12]}...): it was modified or damaged after it was written")
+    return None
+
+
 def write_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any] | None = None) -> Path:
-    """Write ``arrays`` (name -> numpy array) and JSON ``attrs`` to an HDF5 file, atomically."""
+    """Write ``arrays`` (name -> numpy array) and JSON ``attrs`` to an HDF5 file, atomically, with a checksum."""
     import h5py
 
     if not isinstance(arrays, Mapping) or not arrays:
         raise ValueError("arrays: expected a non-empty mapping of name -> array")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as fh:
-            for name, value in arrays.items():
-                value = np.asarray(value)
-                if value.dtype == object:
-                    raise TypeError(f"arrays[{name!r}]: object arrays cannot be stored; got dtype=object")
-                fh.create_dataset(name, data=value, compression="gzip" if value.size > 4096 else None)
-            fh.attrs["akorn_attrs"] = json.dumps(dict(attrs or {}), sort_keys=True, default=str)
-    return path
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as fh:
+        for name, value in arrays.items():
+            value = np.asarray(value)
+            if value.dtype == object:
+                raise TypeError(f"arrays[{name!r}]: object arrays cannot be stored; got dtype=object")
+            fh.create_dataset(name, data=value, compression="gzip" if value.size > 4096 else None)
+        fh.attrs["akorn_attrs"] = json.dumps(dict(attrs or {}), sort_keys=True, default=str)
+        fh.attrs[CHECKSUM_ATTR] = hdf5_digest(fh)
+    return write_bytes(path, buffer.getvalue())
 
 
 def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Read a file written by :func:`write_arrays`; returns ``(arrays, attrs)``.
 
     Raises:
-        ValueError: the file is missing, truncated, or not one of ours.
+        ValueError: the file is missing, truncated, fails its checksum, or is not one of ours.
     """
     import h5py
 
@@ -111,6 +160,9 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[st
         with h5py.File(path, "r") as fh:
             if "akorn_attrs" not in fh.attrs:
                 raise ValueError(f"path: {str(path)!r} is an HDF5 file but not an akorn array file")
+            problem = checksum_problem(fh)
+            if problem is not None:
+                raise ValueError(f"path: {str(path)!r}: {problem}")
             attrs = json.loads(fh.attrs["akorn_attrs"])
             arrays = {name: fh[name][()] for name in fh.keys()}
     except OSError as exc:

@@ -25,6 +25,7 @@ from typing import Any
 from studies.commands import (
     REGISTRY,
     Entry,
+    Parser,
     add_study_arguments,
     add_task_arguments,
     config_error,
@@ -41,7 +42,7 @@ __all__ = ["REGISTRY", "Entry", "build_parser", "config_error", "config_from_arg
 def _top_parser() -> argparse.ArgumentParser:
     width = max(len(name) for name in REGISTRY) + 2
     lines = "\n".join(f"  {name:<{width}}{entry.help}" for name, entry in REGISTRY.items())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="akorn",
         usage="akorn <command> [options]",
         description="Studies of oscillator dynamics on products of spheres (Kuramoto models, AKOrN).",
@@ -71,7 +72,7 @@ def build_parser(name: str) -> tuple[argparse.ArgumentParser | None, Any]:
     target = load(entry.target)
     if ":" in entry.target:
         return None, target
-    parser = argparse.ArgumentParser(prog=f"akorn {name}", description=_description(target, entry),
+    parser = Parser(prog=f"akorn {name}", description=_description(target, entry),
                                      epilog=f"Details: python -m pydoc {target.__name__.removesuffix('.config')}",
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if hasattr(target, "TASK"):
@@ -92,12 +93,21 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status (0 on success; argparse exits with 2 on a usage error).
+        The exit status: 0 on success, 2 for a usage error, 1 for a failed run (one line on stderr),
+        130 when interrupted.
     """
     # Before torch is imported: OpenMP threads that spin-wait make small ops ~100x slower on
     # a shared machine. An explicit setting in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(argv)
+    except KeyboardInterrupt:  # during start-up (imports, parsing); a running command reports its own
+        print(f"\nakorn{' ' + argv[0] if argv and argv[0] in REGISTRY else ''}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
     top = _top_parser()
     if not argv:
         top.print_help()

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import decimal
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -28,13 +30,24 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from studies.config import ConfigError, field_options
-from studies.protocol import Action, Outcome, Study, Task
+from studies.files import check_output_dir, exclusive
+from studies.protocol import Action, CommandError, Outcome, Study, Task, non_negative_int, scheduler_address
 from studies.registry import REGISTRY, Entry, load
 
-__all__ = ["REGISTRY", "Entry", "add_config_arguments", "add_study_arguments", "add_task_arguments", "config_error",
-           "config_from_args", "load", "run_command", "run_study", "run_task", "standalone"]
+__all__ = ["REGISTRY", "Entry", "Parser", "add_config_arguments", "add_study_arguments", "add_task_arguments", "check_out",
+           "config_error", "config_from_args", "load", "one_line", "run_command", "run_study", "run_task",
+           "show_progress", "standalone"]
 
 DEFAULT_OUT = "results"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit 2) pointing to ``--help``,
+    instead of the usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 # -- options from a config dataclass -----------------------------------------------------------
@@ -49,12 +62,27 @@ def _format_default(value: Any) -> str:
     return str(value)
 
 
+def _integer(text: str) -> int:
+    """An integer written as digits or in exact scientific notation (``1e6``, ``2.5e3``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = decimal.Decimal(text.strip())
+    except decimal.InvalidOperation:
+        raise ValueError(text) from None
+    if not value.is_finite() or value != value.to_integral_value() or abs(value.adjusted()) > 30:
+        raise ValueError(text)
+    return int(value)
+
+
 def _scalar_parser(tp: type, optional: bool) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         if optional and text.lower() in ("none", "null"):
             return None
         try:
-            return tp(text)
+            return _integer(text) if tp is int else tp(text)
         except ValueError:
             kind = {int: "an integer", float: "a number"}.get(tp, tp.__name__)
             raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
@@ -122,26 +150,63 @@ def config_from_args(parser: argparse.ArgumentParser, config_cls: type, args: ar
         config_error(parser, exc)
 
 
+# torch's allocators report exhaustion as RuntimeErrors (CPU: "can't allocate memory"; CUDA: OutOfMemoryError).
+_OUT_OF_MEMORY = re.compile(r"can't allocate memory|out of memory", re.IGNORECASE)
+_BYTES = re.compile(r"allocate (\d+) bytes")
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (an OSError as "reason: 'file'", without "[Errno N]")."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename!r}" if exc.filename and str(exc.filename) not in exc.strerror else "")
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def run_command(command: str, parser: argparse.ArgumentParser, action: Callable[[], int], *,
                 errors: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError),
                 resume: str = "rerun the same command to resume") -> int:
     """Run ``action()`` and turn the failures a user can act on into an exit status.
 
     A :class:`~studies.config.ConfigError` is a usage error naming its option (exit 2); one of
-    ``errors`` (missing or unusable data, runs or files: the message says which) prints
-    ``"<command>: error: ..."`` and returns 1; Ctrl-C prints ``"<command>: interrupted; <resume>"``
-    and returns 130. Anything else is a bug and propagates with its traceback.
+    ``errors`` (missing or unusable data, runs or files: the message says which), a
+    :class:`~studies.protocol.CommandError` (a failed sweep task, a locked output, ...) or an
+    ``OSError`` (a full disk, a permission) prints ``"<command>: error: ..."`` on one line and
+    returns 1, as does running out of memory; Ctrl-C prints ``"<command>: interrupted; <resume>"`` and returns 130. Anything else
+    is a bug and propagates with its traceback.
     """
     try:
         return action()
     except ConfigError as exc:
         config_error(parser, exc)
-    except errors as exc:
-        print(f"{command}: error: {exc}", file=sys.stderr)
+    except (*errors, CommandError, OSError) as exc:
+        print(f"{command}: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except (MemoryError, RuntimeError) as exc:
+        if not isinstance(exc, MemoryError) and not _OUT_OF_MEMORY.search(str(exc)):
+            raise
+        found = _BYTES.search(str(exc))
+        what = f" ({int(found[1]) / 1e9:.3g} GB requested)" if found else ""
+        print(f"{command}: error: out of memory{what}; use smaller sizes", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"\n{command}: interrupted; {resume}", file=sys.stderr)
         return 130
+
+
+def check_out(parser: argparse.ArgumentParser, out: str, option: str = "--out") -> Path:
+    """``out`` as a Path, or a usage error (exit 2) saying why it cannot hold results."""
+    problem = check_output_dir(out)
+    if problem is not None:
+        parser.error(f"argument {option}: {problem}")
+    return Path(out)
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Progress bars only when asked for and stderr is a terminal (a log gets no bar frames)."""
+    stream = sys.stderr
+    return bool(getattr(args, "progress", True)) and hasattr(stream, "isatty") and stream.isatty()
 
 
 def _time_line(wall: float, cpu: float) -> str:
@@ -157,36 +222,49 @@ def add_study_arguments(parser: argparse.ArgumentParser, study: Study) -> None:
     group.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"directory for {study.filename} and its plot (default: {DEFAULT_OUT}/)")
     if "scheduler" in study.run_options:
-        group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+        group.add_argument("--scheduler", type=scheduler_address, default=None, metavar="ADDRESS",
                            help="address of an existing Dask scheduler to run the sweep on (default: a local cluster)")
     if "workers" in study.run_options:
-        group.add_argument("--workers", type=int, default=None, metavar="INT",
+        group.add_argument("--workers", type=non_negative_int, default=None, metavar="INT",
                            help="local Dask worker processes (default: one per core; 0 runs in this process)")
     if "overwrite" in study.run_options:
         group.add_argument("--overwrite", action="store_true",
-                           help="replace an existing result file made with a different config "
-                                "(by default a run resumes a matching file and refuses a different one)")
-    group.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+                           help="start over, replacing whatever result file is there (by default a run resumes "
+                                "a matching file and refuses a different, damaged or tampered one)")
+    group.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="hide the progress bars (shown only on a terminal anyway)")
     group.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNG plot")
 
 
 def run_study(name: str, study: Study, parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Build the config from ``args``, run the study into ``<out>/<filename>``, plot, summarise."""
     config = config_from_args(parser, study.config, args)
-    path = Path(args.out) / study.filename
-    kwargs: dict[str, Any] = {"path": path, "progress": args.progress}
+    if study.cost:
+        try:
+            load(study.cost)(config)
+        except ConfigError as exc:
+            config_error(parser, exc)
+    path = check_out(parser, args.out) / study.filename
+    kwargs: dict[str, Any] = {"path": path, "progress": show_progress(args)}
     kwargs.update({opt: getattr(args, opt) for opt in study.run_options})
 
     def action() -> int:
         wall, cpu = time.perf_counter(), time.process_time()
         run, plots = load(study.runner).run, load(study.plots)
-        ds = run(config, **kwargs)
+        with exclusive(path):  # one writer per result file (the study may take it again)
+            ds = run(config, **kwargs)
         print(f"wrote {path}")
-        if args.plot:
-            png = path.with_suffix(".png")
-            plots.plot(ds, png)
-            print(f"wrote {png}")
-        print(plots.summarize(ds))
+        try:
+            if args.plot:
+                png = path.with_suffix(".png")
+                plots.plot(ds, png)
+                print(f"wrote {png}")
+            print(plots.summarize(ds))
+        except KeyError as exc:  # a file from another version (checked files never get here damaged)
+            found = re.search(r"No variable named '([^']+)'", str(exc))
+            what = f"the variable {found[1]!r}" if found else repr(exc.args[0] if exc.args else exc)
+            raise ValueError(f"{str(path)!r} lacks {what}; it is damaged or from another version (rerun with "
+                             f"--overwrite to replace it)") from exc
         print(_time_line(wall, cpu))
         return 0
 
@@ -206,7 +284,12 @@ def add_task_arguments(parser: argparse.ArgumentParser, task: Task) -> None:
         add_config_arguments(p, action.config, action.preset_help)
         group = p.add_argument_group("running")
         action.options(p, group)
-        group.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
+        group.add_argument("--no-progress", dest="progress", action="store_false",
+                           help="hide the progress bars (shown only on a terminal anyway)")
+        if name == "train":
+            group.add_argument("--overwrite", action="store_true",
+                               help="start the run over: replace the run directory's checkpoint, config and history "
+                                    "(by default a run resumes and refuses other settings or a damaged checkpoint)")
         if name == "eval":
             group.add_argument("--no-plot", dest="plot", action="store_false", help="do not write the PNG figures")
         p.set_defaults(_parser=p, _task=task)
@@ -244,6 +327,9 @@ def run_task(args: argparse.Namespace) -> int:
         return 2
     action: Action = getattr(task, args.action)
     config = config_from_args(parser, action.config, args)
+    if getattr(args, "out", None) is not None:
+        check_out(parser, args.out)
+    args.progress = show_progress(args)
 
     def run() -> int:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -259,6 +345,6 @@ def run_task(args: argparse.Namespace) -> int:
 
 def standalone(task: Task, argv: list[str] | None = None) -> int:
     """``python -m studies.<task> train|eval ...``: the task's command without the ``akorn`` entry point."""
-    parser = argparse.ArgumentParser(prog=f"akorn {task.name}", description=task.description)
+    parser = Parser(prog=f"akorn {task.name}", description=task.description)
     add_task_arguments(parser, task)
     return run_task(parser.parse_args(argv))

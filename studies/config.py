@@ -28,6 +28,9 @@ __all__ = ["ConfigError", "StudyConfig", "field_options", "param"]
 
 C = TypeVar("C", bound="StudyConfig")
 
+#: Integers a config holds must fit a signed 64-bit integer (numpy and torch store them so).
+_INT64_MAX = 2**63 - 1
+
 
 class ConfigError(ValueError):
     """A config field has a bad value.
@@ -123,6 +126,11 @@ class StudyConfig:
         for f, spec in field_options(type(self)):
             value = getattr(self, f.name)
             object.__setattr__(self, f.name, self._coerce(f.name, value, spec))
+        seeds = getattr(self, "seeds", None)
+        if isinstance(getattr(self, "seed", None), int) and isinstance(seeds, int) and seeds > 0 \
+                and self.seed + seeds - 1 > _INT64_MAX:
+            raise ConfigError("seed", f"seeds {self.seed} to {self.seed + seeds - 1} do not fit a 64-bit integer; "
+                                      f"use a seed below {_INT64_MAX - seeds + 2}")
         self.validate()
 
     @staticmethod
@@ -141,10 +149,12 @@ class StudyConfig:
             if tp is int:
                 # the guards of kuramoto.checks, spelt out: importing kuramoto would import torch for --help
                 if isinstance(v, bool) or not isinstance(v, int):
-                    if isinstance(v, float) and v.is_integer():
-                        return int(v)
-                    raise ConfigError(name, f"expected an integer, got {v!r}")
-                return int(v)
+                    if not (isinstance(v, float) and v.is_integer()):
+                        raise ConfigError(name, f"expected an integer, got {v!r}")
+                v = int(v)
+                if not -_INT64_MAX <= v <= _INT64_MAX:
+                    raise ConfigError(name, f"expected an integer below 2**63 in magnitude, got {v}")
+                return v
             if tp is float:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ConfigError(name, f"expected a number, got {v!r}")
@@ -188,12 +198,27 @@ class StudyConfig:
                     raise ConfigError(name, f"expected {what} value(s), got {v!r}")
 
     def _check_device(self, name: str = "device") -> None:
+        """A device the run can compute on: a valid torch device that is present (not ``meta``,
+        whose tensors hold no values; not ``cuda`` without CUDA)."""
+        value = getattr(self, name)
         try:
             import torch  # torch-free at import: only a built config (never --help) checks its device
 
-            torch.device(getattr(self, name))
+            device = torch.device(value)
         except (RuntimeError, ValueError) as exc:
-            raise ConfigError(name, f"not a torch device: {getattr(self, name)!r} ({exc})") from None
+            raise ConfigError(name, f"not a torch device: {value!r} ({exc})") from None
+        if device.type == "meta":
+            raise ConfigError(name, "'meta' tensors hold no values, so nothing can be computed on them; use 'cpu'")
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError(name, f"{value!r} requested but CUDA is not available; use 'cpu'")
+            if device.index is not None and device.index >= torch.cuda.device_count():
+                raise ConfigError(name, f"{value!r}: there are {torch.cuda.device_count()} CUDA devices")
+        elif device.type != "cpu":
+            backend = getattr(torch, device.type, None)
+            available = getattr(backend, "is_available", None)
+            if available is None or not available():
+                raise ConfigError(name, f"{value!r} is not available on this machine; use 'cpu'")
 
     @staticmethod
     def _methods(name: str) -> dict[str, Any]:

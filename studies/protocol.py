@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Action", "Outcome", "Study", "Task", "non_negative_int", "positive_float", "positive_int"]
+__all__ = ["Action", "CommandError", "Outcome", "Study", "Task", "check_scheduler_address", "non_negative_int",
+           "positive_float", "positive_int", "scheduler_address"]
+
+
+class CommandError(RuntimeError):
+    """A run failed for a reason its message states in one line (the command prints it, exit 1):
+    a sweep task failed, another process holds the output, ..."""
 
 
 def _typed(kind: str, convert: Callable[[str], Any], ok: Callable[[Any], bool]) -> Callable[[str], Any]:
@@ -35,6 +42,37 @@ positive_int = _typed("a positive integer", int, lambda v: v >= 1)
 non_negative_int = _typed("a non-negative integer", int, lambda v: v >= 0)
 positive_float = _typed("a positive number", float, lambda v: v > 0 and v != float("inf"))
 
+_ADDRESS = re.compile(r"^(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::(?P<port>\d{1,5}))?$")
+_SCHEMES = ("tcp", "tls", "ucx", "ws", "wss")
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it is a Dask scheduler address (``[scheme://]host[:port]``, IPv6 in brackets).
+
+    Raises:
+        ValueError: naming ``scheduler`` and what is wrong.
+    """
+    if not isinstance(address, str):
+        raise TypeError(f"scheduler: expected an address string, got {type(address).__name__}")
+    m = _ADDRESS.match(address)
+    if m is None:
+        raise ValueError(f"scheduler: {address!r} is not a scheduler address; expected host:port or "
+                         f"tcp://host:port (IPv6 in brackets, [::1]:8786)")
+    if m["scheme"] is not None and m["scheme"] not in _SCHEMES:
+        raise ValueError(f"scheduler: unknown protocol {m['scheme']!r} in {address!r}; expected one of "
+                         f"{', '.join(_SCHEMES)}")
+    if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
+        raise ValueError(f"scheduler: port {m['port']} of {address!r} is not in 1..65535")
+    return address
+
+
+def scheduler_address(text: str) -> str:
+    """argparse type of ``--scheduler`` (see :func:`check_scheduler_address`)."""
+    try:
+        return check_scheduler_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("scheduler: ")) from None
+
 
 @dataclasses.dataclass(frozen=True)
 class Study:
@@ -46,6 +84,9 @@ class Study:
         runner: the module holding ``run``.
         plots: the module holding ``plot(ds, path)`` and ``summarize(ds)`` (also used by ``akorn show``).
         run_options: which of ``scheduler``, ``workers``, ``overwrite`` ``run`` accepts.
+        cost: ``"module:function"``; ``function(config)`` raises a
+            :class:`~studies.config.ConfigError` naming the option when the run cannot finish or
+            fit (see :mod:`studies.cost`), before anything is built. Torch-free.
     """
 
     config: type
@@ -53,6 +94,7 @@ class Study:
     runner: str
     plots: str
     run_options: tuple[str, ...] = ()
+    cost: str = ""
 
 
 class Outcome(NamedTuple):

@@ -11,21 +11,28 @@ naming the first differing field, so the command line reports it as ``argument -
 
 Directories written before the config was called ``config.json`` hold ``settings.json``; it is
 read when there is no ``config.json`` (and a resumed run writes ``config.json`` beside it).
+
+A command that writes a run directory holds its lock (:func:`claim`, one writer per directory;
+see :mod:`studies.files`), builds the directory's path from user input with :func:`run_directory`
+(a ``--tag`` cannot leave ``--out``) and, with ``--overwrite``, empties it of the run's files
+first (:func:`start_over`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from studies.cache import atomic_path
 from studies.config import ConfigError, StudyConfig
+from studies.files import child_path, exclusive
 
-__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LEGACY_CONFIG_NAMES", "changed_fields", "check_resumable", "config_path",
-           "prepare_run", "read_config", "write_config"]
+__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "LEGACY_CONFIG_NAMES", "changed_fields", "check_resumable", "claim",
+           "config_path", "is_writer", "prepare_run", "read_config", "run_directory", "start_over", "write_config"]
 
 C = TypeVar("C", bound=StudyConfig)
 
@@ -116,3 +123,55 @@ def prepare_run(config: StudyConfig, run_dir: str | os.PathLike, *, resumable: I
         check_resumable(old, config.to_dict(), resumable, where=str(run_dir), fix=fix)
     if write:
         write_config(run_dir, config)
+
+
+def run_directory(out: str | os.PathLike, *names: str, option: str = "tag") -> Path:
+    """``out/names[0]/...``; a name from user input that would leave ``out`` is refused.
+
+    Raises:
+        ConfigError: naming ``option`` (the command line reports it as ``argument --<option>``).
+    """
+    try:
+        return child_path(out, *names, option=option)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(option, str(exc).removeprefix(f"{option}: ")) from None
+
+
+def is_writer() -> bool:
+    """Whether this process writes run directories: a plain process, or rank 0 of a ``torchrun``
+    launch (read from ``RANK``, so it holds before the process group exists)."""
+    return os.environ.get("RANK", "0").strip() in ("", "0")
+
+
+@contextlib.contextmanager
+def claim(run_dir: str | os.PathLike, *, writer: bool = True) -> Iterator[Path]:
+    """Hold the write lock of ``run_dir`` for the block (only when ``writer``: under DDP the
+    processes other than rank 0 write nothing and take no lock).
+
+    Raises:
+        LockedError: another process is writing the run directory (the message names it).
+    """
+    run_dir = Path(run_dir)
+    if not writer:
+        yield run_dir
+        return
+    with exclusive(run_dir, hint="wait for it to finish, or choose another run directory (--tag / --out)"):
+        yield run_dir
+
+
+def start_over(run_dir: str | os.PathLike, extra: Iterable[str] = ()) -> list[Path]:
+    """Delete a run's config, checkpoint and the ``extra`` files in ``run_dir`` (``--overwrite``).
+
+    Call it while holding :func:`claim`. Other files in the directory are left alone.
+
+    Returns:
+        The deleted paths.
+    """
+    run_dir = Path(run_dir)
+    removed = []
+    for name in (CONFIG_NAME, *LEGACY_CONFIG_NAMES, CHECKPOINT_NAME, *extra):
+        path = child_path(run_dir, name, option="extra")
+        if path.is_file():
+            path.unlink()
+            removed.append(path)
+    return removed

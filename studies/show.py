@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -151,38 +152,72 @@ def _open(path: Path) -> None:
     subprocess.Popen([opener, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _damaged(path: Path, exc: Exception) -> str:
+    """The one line for a readable result that the study's summary or plot cannot use."""
+    if isinstance(exc, json.JSONDecodeError):
+        what = "holds a stored config that is not valid JSON"
+    elif isinstance(exc, KeyError):
+        found = re.search(r"No variable named '([^']+)'", str(exc))
+        what = f"lacks the variable {found[1]!r}" if found else f"lacks {exc.args[0]!r}"
+    else:
+        what = f"cannot be summarised ({exc})"
+    return (f"akorn show: error: {str(path)!r} {' '.join(what.split())}: it is damaged or from another version "
+            f"(rerun its study with --overwrite to replace it)")
+
+
+def _plot_target(args: argparse.Namespace, path: Path) -> tuple[Path | None, str | None]:
+    """Where the plot goes, or a usage error: ``--plot`` naming a directory or the result file."""
+    png = Path(args.plot) if args.plot else path.with_suffix(".png")
+    if png.is_dir():
+        return None, f"akorn show: error: argument --plot: {str(png)!r} is a directory; give a file name (x.png)"
+    if png.resolve() == path.resolve():
+        return None, f"akorn show: error: argument --plot: {str(png)!r} would overwrite the result file"
+    return png, None
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run ``akorn show`` with parsed arguments; returns the exit status (1 for a bad file)."""
+    """Run ``akorn show`` with parsed arguments; returns the exit status (1 for a bad file or a plot
+    that cannot be written, 2 for a bad ``--plot``)."""
     path = Path(args.file)
+    png, problem = _plot_target(args, path) if args.make_plot else (None, None)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     try:
         ds = open_dataset(path, combine_complex=True)
     except StorageError as exc:
         print(f"akorn show: error: {exc}", file=sys.stderr)
         return 1
     spec, module = _study_modules(str(ds.attrs.get("akorn_study")))
-    ds, note = _upgrade(ds, spec)
-    _say(describe(ds, path))
-    if note:
-        _say(note)
-    if module is not None and hasattr(module, "summarize") and int(ds.attrs.get("complete", 1)):
-        _say(module.summarize(ds))
-    if not args.make_plot:
-        return 0
-    if not int(ds.attrs.get("complete", 1)):
-        _say("plot: none for an incomplete run")
-        return 0
-    if module is None:
-        _say(f"plot: the {ds.attrs.get('akorn_study')!r} study has no plot")
-        return 0
-    png = Path(args.plot) if args.plot else path.with_suffix(".png")
-    if png.resolve() == path.resolve():
-        print(f"akorn show: error: --plot {png} would overwrite the result file", file=sys.stderr)
-        return 2
-    if png.exists() and not args.replot and png.stat().st_mtime >= path.stat().st_mtime:
-        _say(f"plot: {png} (up to date; --replot rewrites it)")
-    else:
-        module.plot(ds, png)
-        _say(f"plot: wrote {png}")
+    complete = bool(int(ds.attrs.get("complete", 1)))
+    try:
+        ds, note = _upgrade(ds, spec)
+        _say(describe(ds, path))
+        if note:
+            _say(note)
+        if module is not None and hasattr(module, "summarize") and complete:
+            _say(module.summarize(ds))
+        if not args.make_plot:
+            return 0
+        if not complete:
+            _say("plot: none for an incomplete run")
+            return 0
+        if module is None:
+            _say(f"plot: the {ds.attrs.get('akorn_study')!r} study has no plot")
+            return 0
+        if png.exists() and not args.replot and png.stat().st_mtime >= path.stat().st_mtime:
+            _say(f"plot: {png} (up to date; --replot rewrites it)")
+        else:
+            module.plot(ds, png)
+            _say(f"plot: wrote {png}")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(f"akorn show: error: cannot write the plot {str(png)!r} ({' '.join(reason.split())}); pass --plot "
+              f"PATH somewhere writable, or --no-plot", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError) as exc:
+        print(_damaged(path, exc), file=sys.stderr)
+        return 1
     if args.open:
         _open(png)
     return 0

@@ -12,12 +12,19 @@ A result file is a netCDF4 file (HDF5 layout, written through h5netcdf) that pla
 - a complex variable is stored as two real variables ``<name>_real`` and ``<name>_imag``
   (netCDF4 has no complex type); :func:`open_dataset` can recombine them.
 
-**Atomic writes.** Every write goes to a temporary file in the target's directory that is
-renamed over the target only when complete (:func:`studies.cache.atomic_path`), so a process
-killed at any moment leaves the previous complete file or the new one, never a torn one.
+**Atomic writes.** A file is built in memory (an HDF5 file image) and written with one plain
+write to a temporary file in the target's directory that is renamed over the target only when
+complete (:func:`studies.files.atomic_path`), so a process killed at any moment leaves the previous
+complete file or the new one, never a torn one, and a full disk is a :class:`~studies.files.DiskFullError`
+with the previous file intact (HDF5 writing straight to a full disk can crash the interpreter).
+
+**Checksums.** Every file carries the SHA-256 of its content (:func:`studies.cache.hdf5_digest`,
+root attribute ``akorn_sha256``), checked by :func:`open_dataset` and :func:`read_checkpoint`:
+a file edited or damaged after it was written is a :class:`StorageError` that names it and
+``--overwrite``. Files written before checksums existed are read unchecked.
 
 **Streaming.** :func:`append` grows a file along its unlimited dimension (``time``): it
-copies the current file to a temporary, resizes the unlimited dimension with h5netcdf,
+reads the current file into memory, resizes the unlimited dimension with h5netcdf,
 writes the new slice and renames. ``to_netcdf(mode="a")`` cannot do this (it cannot extend
 an existing dimension, pydata/xarray#1672). The copy makes an append cost O(file size), which
 is small next to the simulation for the files studies write, and is what buys atomicity. A
@@ -27,31 +34,30 @@ states); xarray ignores groups unless asked, so the root group stays a plain tid
 
 from __future__ import annotations
 
-import datetime as _dt
+import contextlib
+import io
 import json
 import os
-import platform
-import shutil
-import subprocess
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import h5netcdf
 import numpy as np
-import torch
 import xarray as xr
 
-import kuramoto
-from studies.cache import atomic_path
+from studies.cache import CHECKSUM_ATTR, checksum_problem, stamp_checksum
+from studies.files import remove_stale_temporaries, write_bytes
+from studies.provenance import clean_attrs, provenance, result_attrs
 
 __all__ = [
     "CHECKPOINT_GROUP",
-    "finished_result",
     "StorageError",
     "append",
+    "config_difference",
+    "finished_result",
     "merge_complex",
+    "netcdf_bytes",
     "open_dataset",
     "provenance",
     "read_checkpoint",
@@ -67,95 +73,6 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 class StorageError(ValueError):
     """A file is missing, not an HDF5/netCDF4 file, truncated or corrupt, or not an akorn result."""
-
-
-# -- provenance -----------------------------------------------------------------------------
-
-def _git_commit() -> tuple[str, bool | None]:
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "-q", "HEAD"], capture_output=True,
-                              text=True, timeout=5)
-        if head.returncode != 0:
-            return "unknown", None
-        status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                                capture_output=True, text=True, timeout=5)
-        return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", None
-
-
-def provenance() -> dict[str, str]:
-    """Versions of this package, Python, torch, numpy, xarray, h5netcdf, and the git commit.
-
-    Returns:
-        ``{"akorn_version": ..., "torch_version": ..., "numpy_version": ..., "git_commit": ...}``;
-        ``git_commit`` is ``"unknown"`` outside a git checkout, with ``+dirty`` appended when
-        tracked files have uncommitted changes.
-    """
-    try:
-        version = metadata.version("akorn-toolkit")
-    except metadata.PackageNotFoundError:
-        version = kuramoto.__version__
-    torch_version = str(torch.__version__)
-    commit, dirty = _git_commit()
-    return {
-        "akorn_version": version,
-        "python_version": platform.python_version(),
-        "torch_version": torch_version,
-        "numpy_version": np.__version__,
-        "xarray_version": xr.__version__,
-        "h5netcdf_version": h5netcdf.__version__,
-        "git_commit": commit + ("+dirty" if dirty else ""),
-    }
-
-
-def result_attrs(study: str, config: Any, seed: int, **extra: Any) -> dict[str, Any]:
-    """Global attributes of a result file.
-
-    Args:
-        study: the study's CLI name (``"sync"``); :func:`open_dataset` uses it to recognise
-            the file and ``akorn show`` to find the plot.
-        config: the study config (its ``to_json()`` is stored) or a JSON string.
-        seed: the base seed of the run.
-        **extra: further attributes (numbers or strings).
-
-    Returns:
-        A dict of netCDF-compatible attributes.
-    """
-    if not isinstance(study, str) or not study:
-        raise ValueError(f"study: expected a non-empty string, got {study!r}")
-    text = config if isinstance(config, str) else config.to_json()
-    attrs = {
-        "Conventions": "CF-1.8",
-        "title": f"akorn {study} study",
-        "akorn_study": study,
-        "config": text,
-        "seed": int(seed),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        **provenance(),
-    }
-    attrs.update(extra)
-    return _clean_attrs(attrs, "attrs")
-
-
-def _clean_attrs(attrs: Mapping[str, Any], where: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in attrs.items():
-        if value is None:
-            continue
-        if isinstance(value, (bool, np.bool_)):
-            value = int(value)
-        elif isinstance(value, str):
-            value = str(value)  # str subclasses (torch.__version__) confuse h5py
-        elif isinstance(value, (dict, list, tuple)) and not (
-                isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value)):
-            value = json.dumps(value, sort_keys=True, default=str)
-        elif not isinstance(value, (str, int, float, np.integer, np.floating, np.ndarray, list, tuple)):
-            raise TypeError(f"{where}[{key!r}]: netCDF attributes must be strings or numbers, got "
-                            f"{type(value).__name__}")
-        out[key] = value
-    return out
 
 
 # -- complex variables ----------------------------------------------------------------------
@@ -246,6 +163,22 @@ def _write_checkpoint(fh: Any, checkpoint: Mapping[str, np.ndarray]) -> None:
         group.create_variable(name, dims, data=value)
 
 
+def _local_locks() -> Any:
+    """A context in which xarray takes no Dask-distributed lock: with a distributed client alive
+    (a sweep), it would key one by the in-memory file, which the scheduler does not know."""
+    try:
+        import dask
+    except ImportError:  # pragma: no cover - dask comes with distributed, a dependency
+        return contextlib.nullcontext()
+    return dask.config.set(scheduler="synchronous")
+
+
+def netcdf_bytes(ds: xr.Dataset, **kwargs: Any) -> bytes:
+    """``ds`` as the bytes of a netCDF4 file (h5netcdf), built in memory; ``kwargs`` go to ``to_netcdf``."""
+    with _local_locks():
+        return bytes(ds.to_netcdf(engine="h5netcdf", **kwargs))
+
+
 def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, unlimited: str | None = None,
                   checkpoint: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write ``ds`` to ``path`` atomically as netCDF4 (h5netcdf).
@@ -269,17 +202,13 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, unlimited: str | N
     ds = split_complex(ds)
     _check_variables(ds)
     ds = ds.copy()
-    ds.attrs = _clean_attrs(ds.attrs, "ds.attrs")
+    ds.attrs = clean_attrs(ds.attrs, "ds.attrs")
     path = Path(path)
-    with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine="h5netcdf", unlimited_dims=[unlimited] if unlimited else None,
-                     encoding=_encoding(ds))
-        if checkpoint:
-            import h5netcdf
-
-            with h5netcdf.File(tmp, "a") as fh:
-                _write_checkpoint(fh, checkpoint)
-    return path
+    image = io.BytesIO(netcdf_bytes(ds, unlimited_dims=[unlimited] if unlimited else None, encoding=_encoding(ds)))
+    if checkpoint:
+        with h5netcdf.File(image, "a") as fh:
+            _write_checkpoint(fh, checkpoint)
+    return write_bytes(path, stamp_checksum(image.getvalue()))
 
 
 def append(path: str | os.PathLike, chunk: xr.Dataset, dim: str = "time", *, attrs: Mapping[str, Any] | None = None,
@@ -288,8 +217,8 @@ def append(path: str | os.PathLike, chunk: xr.Dataset, dim: str = "time", *, att
 
     Every variable of ``chunk`` that has ``dim`` is written after the file's current end
     (the order of the other dimensions may differ from the file's; sizes must match).
-    Variables without ``dim`` are ignored. The file is copied to a temporary, extended with
-    h5netcdf's resize of the unlimited dimension, and renamed over ``path``.
+    Variables without ``dim`` are ignored. The file is read into memory, extended with
+    h5netcdf's resize of the unlimited dimension, and written over ``path`` atomically.
 
     Args:
         path: a file written by :func:`write_dataset` with ``unlimited=dim``.
@@ -305,8 +234,6 @@ def append(path: str | os.PathLike, chunk: xr.Dataset, dim: str = "time", *, att
         StorageError: ``path`` is not a readable result file.
         ValueError: ``dim`` is not unlimited there, or a variable is missing or mis-shaped.
     """
-    import h5netcdf
-
     if not isinstance(chunk, xr.Dataset):
         raise TypeError(f"chunk: expected an xarray.Dataset, got {type(chunk).__name__}")
     if dim not in chunk.dims:
@@ -314,58 +241,44 @@ def append(path: str | os.PathLike, chunk: xr.Dataset, dim: str = "time", *, att
     path = Path(path)
     _check_readable(path)
     chunk = split_complex(chunk)
-    with atomic_path(path) as tmp:
-        shutil.copyfile(path, tmp)
-        try:
-            fh = h5netcdf.File(tmp, "a")
-        except OSError as exc:
-            raise StorageError(f"path: {str(path)!r} cannot be opened for appending: {exc}") from exc
-        with fh:
-            if dim not in fh.dimensions or not fh.dimensions[dim].isunlimited():
-                raise ValueError(f"dim: {dim!r} is not an unlimited dimension of {str(path)!r}; write the file "
-                                 f"with write_dataset(..., unlimited={dim!r})")
-            old = fh.dimensions[dim].size
-            new = old + chunk.sizes[dim]
-            names = [n for n, v in chunk.variables.items() if dim in v.dims]
-            for name in names:
-                if name not in fh.variables:
-                    raise ValueError(f"chunk: variable {name!r} is not in {str(path)!r}")
-                file_dims = fh.variables[name].dimensions
-                if set(file_dims) != set(chunk[name].dims):
-                    raise ValueError(f"chunk: variable {name!r} has dims {chunk[name].dims}, the file has {file_dims}")
-                for d in file_dims:
-                    if d != dim and fh.dimensions[d].size != chunk.sizes[d]:
-                        raise ValueError(f"chunk: dimension {d!r} has size {chunk.sizes[d]}, the file has "
-                                         f"{fh.dimensions[d].size}")
-            fh.resize_dimension(dim, new)
-            for name in names:
-                var = fh.variables[name]
-                data = chunk[name].transpose(*var.dimensions).values
-                index = tuple(slice(old, new) if d == dim else slice(None) for d in var.dimensions)
-                var[index] = data.astype(var.dtype, copy=False)
-            if attrs:
-                for key, value in _clean_attrs(attrs, "attrs").items():
-                    fh.attrs[key] = value
-            if checkpoint:
-                _write_checkpoint(fh, checkpoint)
-    return path
+    image = io.BytesIO(path.read_bytes())
+    try:
+        fh = h5netcdf.File(image, "a")
+    except OSError as exc:
+        raise StorageError(f"path: {str(path)!r} cannot be opened for appending: {exc}") from exc
+    with fh:
+        if dim not in fh.dimensions or not fh.dimensions[dim].isunlimited():
+            raise ValueError(f"dim: {dim!r} is not an unlimited dimension of {str(path)!r}; write the file "
+                             f"with write_dataset(..., unlimited={dim!r})")
+        old = fh.dimensions[dim].size
+        new = old + chunk.sizes[dim]
+        names = [n for n, v in chunk.variables.items() if dim in v.dims]
+        _check_chunk(fh, chunk, names, dim, path)
+        fh.resize_dimension(dim, new)
+        for name in names:
+            var = fh.variables[name]
+            data = chunk[name].transpose(*var.dimensions).values
+            index = tuple(slice(old, new) if d == dim else slice(None) for d in var.dimensions)
+            var[index] = data.astype(var.dtype, copy=False)
+        if attrs:
+            for key, value in clean_attrs(attrs, "attrs").items():
+                fh.attrs[key] = value
+        if checkpoint:
+            _write_checkpoint(fh, checkpoint)
+    return write_bytes(path, stamp_checksum(image.getvalue()))
 
 
-def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
-    """Delete temporaries that a killed writer of ``path`` left behind (``.<name>.*.tmp``).
-
-    Call it only when no other process is writing ``path``.
-
-    Returns:
-        The removed paths.
-    """
-    path = Path(path)
-    removed = []
-    if path.parent.is_dir():
-        for p in path.parent.glob(f".{path.name}.*.tmp"):
-            p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
+def _check_chunk(fh: Any, chunk: xr.Dataset, names: list[str], dim: str, path: Path) -> None:
+    for name in names:
+        if name not in fh.variables:
+            raise ValueError(f"chunk: variable {name!r} is not in {str(path)!r}")
+        file_dims = fh.variables[name].dimensions
+        if set(file_dims) != set(chunk[name].dims):
+            raise ValueError(f"chunk: variable {name!r} has dims {chunk[name].dims}, the file has {file_dims}")
+        for d in file_dims:
+            if d != dim and fh.dimensions[d].size != chunk.sizes[d]:
+                raise ValueError(f"chunk: dimension {d!r} has size {chunk.sizes[d]}, the file has "
+                                 f"{fh.dimensions[d].size}")
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -383,8 +296,27 @@ def _check_readable(path: Path) -> None:
                            f"akorn study")
 
 
+def _verified_image(path: Path) -> io.BytesIO:
+    """The bytes of ``path`` in memory, after checking it is readable HDF5 and matches its checksum."""
+    import h5py
+
+    _check_readable(path)
+    image = io.BytesIO(path.read_bytes())
+    try:
+        with h5py.File(image, "r") as fh:
+            problem = checksum_problem(fh)
+    except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise StorageError(f"path: {str(path)!r} is truncated or corrupt and cannot be read ({type(exc).__name__}: "
+                           f"{exc}); it was left untouched") from exc
+    if problem is not None:
+        raise StorageError(f"path: {str(path)!r}: {problem}; it was left untouched (rerun with --overwrite to "
+                           f"replace it)")
+    image.seek(0)
+    return image
+
+
 def open_dataset(path: str | os.PathLike, *, study: str | None = None, combine_complex: bool = False) -> xr.Dataset:
-    """Open a result file, check that it is complete and one of ours, and load it into memory.
+    """Open a result file, check that it is complete, intact and one of ours, and load it into memory.
 
     The file is closed on return (so it can be replaced later).
 
@@ -397,14 +329,15 @@ def open_dataset(path: str | os.PathLike, *, study: str | None = None, combine_c
         The Dataset, fully loaded.
 
     Raises:
-        StorageError: the file is missing, not HDF5, truncated or corrupt, not an akorn result
-            file, or from another study. The file is never modified.
+        StorageError: the file is missing, not HDF5, truncated or corrupt, fails its checksum,
+            is not an akorn result file, or is from another study. The file is never modified.
     """
     path = Path(path)
-    _check_readable(path)
+    image = _verified_image(path)
     try:
-        with xr.open_dataset(path, engine="h5netcdf", decode_timedelta=False) as ds:
+        with _local_locks(), xr.open_dataset(image, engine="h5netcdf", decode_timedelta=False) as ds:
             ds = ds.load()
+        ds.attrs.pop(CHECKSUM_ATTR, None)  # describes the file, not the data
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise StorageError(f"path: {str(path)!r} is truncated or corrupt and cannot be read ({type(exc).__name__}: "
                            f"{exc}); it was left untouched") from exc
@@ -417,33 +350,61 @@ def open_dataset(path: str | os.PathLike, *, study: str | None = None, combine_c
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
-    """The arrays of the file's ``checkpoint`` group, or ``None`` if it has none."""
-    import h5netcdf
-
+    """The arrays of the file's ``checkpoint`` group, or ``None`` if it has none (checksum checked)."""
     path = Path(path)
-    _check_readable(path)
+    image = _verified_image(path)
     try:
-        with h5netcdf.File(path, "r") as fh:
+        with h5netcdf.File(image, "r") as fh:
             if CHECKPOINT_GROUP not in fh.groups:
                 return None
             group = fh.groups[CHECKPOINT_GROUP]
             return {name: np.asarray(var[...]) for name, var in group.variables.items()}
-    except OSError as exc:
+    except (OSError, ValueError, KeyError) as exc:
         raise StorageError(f"path: {str(path)!r} is truncated or corrupt ({exc}); it was left untouched") from exc
+
+
+def config_difference(stored: Any, config: Any, limit: int = 4) -> str:
+    """The fields in which a stored config (JSON text or dict) differs from ``config``, both values each.
+
+    Returns:
+        ``"k_max: 4.0 in the file, 5.0 now; seeds: ..."`` (at most ``limit`` fields, then a count),
+        or a sentence saying the stored config is not readable JSON.
+    """
+    new = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    if isinstance(stored, str):
+        try:
+            stored = json.loads(stored)
+        except json.JSONDecodeError:
+            return "its stored config is not valid JSON"
+    if not isinstance(stored, dict):
+        return "its stored config is not a JSON object"
+    missing = object()
+    keys = [k for k in sorted(set(stored) | set(new)) if stored.get(k, missing) != new.get(k, missing)]
+
+    def show(d: dict[str, Any], k: str) -> str:
+        return repr(d[k]) if k in d else "absent"
+
+    parts = [f"{k}: {show(stored, k)} in the file, {show(new, k)} now" for k in keys[:limit]]
+    if len(keys) > limit:
+        parts.append(f"and {len(keys) - limit} more")
+    return "; ".join(parts) if parts else "no field differs"
 
 
 def finished_result(path: str | os.PathLike | None, config: Any, study: str, *, overwrite: bool) -> xr.Dataset | None:
     """The result at ``path`` if it holds the same config (so a study returns it without recomputing).
 
-    ``None`` when there is no file, or when ``overwrite`` is set (the run replaces the file).
+    ``None`` when there is no file, or when ``overwrite`` is set (the run replaces the file,
+    whatever it holds: another config, a damaged or a foreign file).
 
     Raises:
-        StorageError: the file holds a run with a different config (and ``overwrite`` is off).
+        StorageError: the file holds a run with a different config, or is unreadable or damaged
+            (and ``overwrite`` is off); the message names the differing fields.
     """
     if path is None or overwrite or not Path(path).exists():
         return None
     existing = open_dataset(path, study=study)
     if existing.attrs.get("config") == config.to_json():
         return existing
-    raise StorageError(f"path: {str(path)!r} holds a run with a different config; pass --overwrite or choose "
-                       f"another --out")
+    raise StorageError(f"path: {str(path)!r} holds a run with a different config "
+                       f"({config_difference(existing.attrs.get('config'), config)}); pass --overwrite to replace it "
+                       f"or choose another --out")

@@ -29,12 +29,25 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from kuramoto.checks import is_int
+from studies.protocol import CommandError, check_scheduler_address
 
-__all__ = ["Sweep", "SweepError"]
+__all__ = ["CONNECT_TIMEOUT", "Sweep", "SweepError"]
+
+#: Seconds to wait for an external scheduler to answer (Dask's default is 30).
+CONNECT_TIMEOUT = 5.0
 
 
-class SweepError(RuntimeError):
-    """A sweep task failed; the message names the task and the original error."""
+# Local clusters log nothing below CRITICAL: a failed task is reported once, by SweepError, in one
+# line (Dask would print its traceback to stderr first).
+#: The scheduler of a local cluster serves HTTP (health, metrics) even without a dashboard, by default
+#: on port 8787; when another cluster on the machine holds that port it warns and moves, and a run
+#: with warnings as errors fails. A free local port avoids both.
+_NO_FIXED_PORT = {"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+
+
+class SweepError(CommandError):
+    """A sweep task failed, or the scheduler cannot be reached; the message names the task (or the
+    address) and the original error, in one line."""
 
 
 def _call_single_thread(fn: Callable[[Any], Any], task: Any) -> Any:
@@ -62,7 +75,8 @@ class Sweep:
         workers: number of local worker processes (default: the number of cores, capped by
             the number of tasks of the first :meth:`map`); ``0`` runs in this process.
             Ignored with ``scheduler``.
-        progress: show a tqdm bar per :meth:`map`.
+        progress: show a tqdm bar per :meth:`map` (only when stderr is a terminal, so that logs
+            do not fill with frames).
 
     Example:
         >>> with Sweep(workers=2) as sweep:                      # doctest: +SKIP
@@ -70,8 +84,10 @@ class Sweep:
     """
 
     def __init__(self, *, scheduler: str | None = None, workers: int | None = None, progress: bool = True) -> None:
-        if scheduler is not None and (not isinstance(scheduler, str) or not scheduler):
-            raise TypeError(f"scheduler: expected a scheduler address string or None, got {scheduler!r}")
+        if scheduler is not None:
+            if not isinstance(scheduler, str) or not scheduler:
+                raise TypeError(f"scheduler: expected a scheduler address string or None, got {scheduler!r}")
+            check_scheduler_address(scheduler)
         if workers is not None and (not is_int(workers) or workers < 0):
             raise ValueError(f"workers: expected a non-negative integer or None, got {workers!r}")
         self.scheduler = scheduler
@@ -102,18 +118,22 @@ class Sweep:
         if self._client is not None:
             return
         if self.scheduler is not None:
-            self._client = Client(self.scheduler)
+            try:
+                self._client = Client(self.scheduler, timeout=CONNECT_TIMEOUT)
+            except (OSError, TimeoutError) as exc:
+                raise SweepError(f"cannot reach the Dask scheduler at {self.scheduler} within {CONNECT_TIMEOUT:g} s "
+                                 f"({type(exc).__name__}); start it, or check --scheduler") from None
             return
         if self.workers == 0:
             self._cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None,
-                                         silence_logs=logging.ERROR)
+                                         silence_logs=logging.CRITICAL, scheduler_kwargs=_NO_FIXED_PORT)
         else:
             n = self.workers if self.workers is not None else max(1, min(os.cpu_count() or 1, num_tasks))
             self.workers = n
             env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                    "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                         silence_logs=logging.ERROR, env=env)
+                                         silence_logs=logging.CRITICAL, env=env, scheduler_kwargs=_NO_FIXED_PORT)
         self._client = Client(self._cluster)
 
     def close(self) -> None:
@@ -154,13 +174,14 @@ class Sweep:
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Any] = [None] * len(tasks)
         try:
-            with tqdm(total=len(tasks), desc=desc, disable=not self.progress, leave=False, unit="task") as bar:
+            with tqdm(total=len(tasks), desc=desc, disable=None if self.progress else True, leave=False, unit="task") as bar:
                 for future in as_completed(futures):
                     i = index[future.key]
                     if future.status == "error":
                         exc = future.exception()
+                        reason = " ".join(str(exc).split())  # one line, whatever the task raised
                         raise SweepError(f"sweep task {i} of {len(tasks)} ({_describe(tasks[i])}) failed: "
-                                         f"{type(exc).__name__}: {exc}") from exc
+                                         f"{type(exc).__name__}: {reason}") from exc
                     results[i] = future.result()
                     bar.update(1)
         finally:
@@ -171,5 +192,7 @@ class Sweep:
 
 def _describe(task: Any) -> str:
     if isinstance(task, dict):
-        return ", ".join(f"{k}={v!r}" for k, v in task.items() if isinstance(v, (int, float, str)))[:200]
+        # short values only: a task may carry the whole config as JSON
+        return ", ".join(f"{k}={v!r}" for k, v in task.items()
+                         if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) <= 40))[:200]
     return repr(task)[:200]

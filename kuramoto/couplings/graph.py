@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..checks import check_count
 from .base import AbstractCoupling, check_strength
 
 __all__ = ["Dense", "MeanField", "Sparse"]
@@ -245,8 +246,7 @@ class Sparse(AbstractCoupling):
             raise TypeError("edge_index: expected an integer torch.Tensor of shape [2, E]")
         if edge_index.dim() != 2 or edge_index.shape[0] != 2:
             raise ValueError(f"edge_index: expected shape [2, E], got {tuple(edge_index.shape)}")
-        if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-            raise ValueError(f"num_nodes: expected a positive integer, got {num_nodes!r}")
+        num_nodes = check_count(num_nodes, "num_nodes")
         if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
             raise ValueError(f"edge_index: node ids must lie in [0, {num_nodes}), got range "
                              f"[{int(edge_index.min())}, {int(edge_index.max())}]")

@@ -23,21 +23,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..checks import check_bool, is_int
+from ..checks import check_bool, check_count, is_int
 from .base import AbstractCoupling
 
 __all__ = ["AbstractImageCoupling", "Attention", "Conv", "gta_angles", "to_features", "to_oscillators"]
 
 
-def _positive_int(value: object, name: str) -> int:
-    if not is_int(value) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)
-
-
 def _check_channels(channels: object, n: object) -> tuple[int, int]:
-    channels = _positive_int(channels, "channels")
-    n = _positive_int(n, "n")
+    channels = check_count(channels, "channels")
+    n = check_count(n, "n")
     if n < 2:
         raise ValueError(f"n: expected a sphere dimension >= 2, got {n}")
     if channels % n:
@@ -134,7 +128,7 @@ class Conv(AbstractImageCoupling):
     ``(Jx)`` at oscillator ``(k, h, w)`` is the convolution of the whole feature map, so every
     ``n × n`` block ``J_ij`` couples oscillator slots at positions within the ``k × k``
     neighbourhood (the centre included) and channels of different slots mix freely, as in the
-    official ``J="conv"`` (AKORN.md §2.1). Zero padding: oscillators outside the image do not
+    official ``J="conv"`` (docs/AKORN.md §2.1). Zero padding: oscillators outside the image do not
     exist. With a bias the map is affine (``linear = False``); the bias then acts like a
     constant extra stimulus.
 
@@ -155,7 +149,7 @@ class Conv(AbstractImageCoupling):
                  generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
         super().__init__(channels, n)
-        k = _positive_int(kernel_size, "kernel_size")
+        k = check_count(kernel_size, "kernel_size")
         if k % 2 == 0:
             raise ValueError(f"kernel_size: expected an odd size (padding k//2 keeps H×W only then), got {k}")
         check_bool(bias, "bias")
@@ -211,8 +205,8 @@ class Conv(AbstractImageCoupling):
         Returns:
             ``[N, N, n, n]`` with ``J[i, j]`` coupling ``x_j`` into oscillator ``i``.
         """
-        height = _positive_int(height, "height")
-        width = _positive_int(width, "width")
+        height = check_count(height, "height")
+        width = check_count(width, "width")
         C, n = self.channels, self.n
         N = (C // n) * height * width
         # The convolution's response to every unit input is one column of the big matrix.
@@ -233,7 +227,7 @@ def gta_angles(grid: tuple[int, int], head_dim: int, *, dtype: torch.dtype | Non
 
     Token ``(row, col)`` at integer coordinates; ``F = ceil(head_dim/4)`` frequencies
     ``f_k = 10000^(−k/F)``; blocks ordered ``(k0, row), (k0, col), (k1, row), …`` with angle
-    ``coord · f_k``, truncated to ``head_dim/2`` blocks (AKORN.md §2.2).
+    ``coord · f_k``, truncated to ``head_dim/2`` blocks (docs/AKORN.md §2.2).
     """
     H, W = grid
     nf = -(-head_dim // 4)
@@ -251,7 +245,7 @@ class Attention(AbstractImageCoupling):
     ``q, k, v`` come from a 1×1 convolution ``C -> 3C`` with bias of the *current* state (so
     ``J`` depends on ``x``: ``linear = False``). Heads are interleaved: channel
     ``c = c_local·heads + head``. Scaled dot-product attention (scale ``1/√head_dim``, no mask)
-    and an output 1×1 convolution ``C -> C`` with bias (AKORN.md §2.2).
+    and an output 1×1 convolution ``C -> C`` with bias (docs/AKORN.md §2.2).
 
     With ``gta=True`` every token ``p`` carries free 2×2 matrices per consecutive pair ``j`` of a
     head's vector (the same for every head): separate sets for q, k and v, all initialised at
@@ -278,7 +272,7 @@ class Attention(AbstractImageCoupling):
                  *, generator: torch.Generator | None = None, dtype: torch.dtype | None = None,
                  device: torch.device | str | None = None) -> None:
         super().__init__(channels, n)
-        self.heads = _positive_int(heads, "heads")
+        self.heads = check_count(heads, "heads")
         if channels % heads:
             raise ValueError(f"heads: channels={channels} must be a multiple of heads, got heads={heads}")
         self.head_dim = channels // heads

@@ -1,6 +1,6 @@
 """Task models built from Kuramoto layers, and the baselines the paper compares them with.
 
-- :class:`AKOrNClassifier` — image classification (CIFAR-10), AKORN.md §4.1.
+- :class:`AKOrNClassifier` — image classification (CIFAR-10), docs/AKORN.md §4.1.
 - :class:`SudokuAKOrN` — Sudoku solver with energy readout for voting, §4.2.
 - :class:`ObjectAKOrN` — unsupervised object discovery (SimCLR), §4.3.
 - Baselines (§4.4): :class:`IteratedSelfAttention`, :class:`SudokuTransformer`,

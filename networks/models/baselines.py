@@ -1,4 +1,4 @@
-"""The non-oscillatory baselines the paper compares AKOrN with (AKORN.md §4.4, §5.3).
+"""The non-oscillatory baselines the paper compares AKOrN with (docs/AKORN.md §4.4, §5.3).
 
 - :class:`IteratedSelfAttention` — Sudoku ItrSA: one shared-weight attention block iterated
   ``T`` times (trained with T = 16, evaluated with any T).
@@ -21,14 +21,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..blocks import PositionalEmbedding2d, RGBNormalize, _feature_map, _positive_int
+from kuramoto.checks import check_count
+
+from ..blocks import PositionalEmbedding2d, RGBNormalize, _feature_map
 from .sudoku import board_digits, check_box_shape
 
 __all__ = ["ConvNet", "IteratedSelfAttention", "ObjectViT", "SudokuTransformer"]
 
 
 def _steps(steps: object, name: str = "steps") -> int:
-    return _positive_int(steps, name)
+    return check_count(steps, name)
 
 
 class _SelfAttention(nn.Module):
@@ -81,8 +83,8 @@ class _IteratedTransformer(nn.Module):
 
 
 def _check_width(width: int, heads: int) -> None:
-    _positive_int(width, "width")
-    _positive_int(heads, "heads")
+    check_count(width, "width")
+    check_count(heads, "heads")
     if width % 4:
         raise ValueError(f"width: the 2-D sinusoidal embedding needs a multiple of 4, got {width}")
     if width % heads:
@@ -98,9 +100,9 @@ class _SudokuTokenNet(nn.Module):
         self.box_shape = check_box_shape(box_shape)
         self.size = self.box_shape[0] * self.box_shape[1]
         _check_width(width, heads)
-        _positive_int(depth, "depth")
+        check_count(depth, "depth")
         self.steps = _steps(steps)
-        mlp_hidden = 2 * width if mlp_hidden is None else _positive_int(mlp_hidden, "mlp_hidden")
+        mlp_hidden = 2 * width if mlp_hidden is None else check_count(mlp_hidden, "mlp_hidden")
         self.embed = nn.Embedding(self.size + 1, width)
         self.pos = PositionalEmbedding2d(width, self.size, self.size)
         self.body = _IteratedTransformer(width, depth, heads, mlp_hidden)
@@ -150,7 +152,7 @@ class _AbstractSudokuTokenModel(nn.Module):
 
 
 class IteratedSelfAttention(_AbstractSudokuTokenModel):
-    """Sudoku ItrSA (AKORN.md §4.4): one attention block with shared weights applied ``T`` times.
+    """Sudoku ItrSA (docs/AKORN.md §4.4): one attention block with shared weights applied ``T`` times.
 
     Digit embedding ``Embedding(S+1, C)`` (0 = blank) plus a learnable 2-D sinusoidal
     embedding of the cell grid, ``depth`` iterated blocks, a final LayerNorm and
@@ -165,7 +167,7 @@ class IteratedSelfAttention(_AbstractSudokuTokenModel):
         heads: attention heads (8).
         mlp_hidden: MLP hidden width (default ``2 · width`` = 1024).
 
-    Paper: 512 wide, L = 1, T = 16, Adam 5e-4 (AKORN.md §6).
+    Paper: 512 wide, L = 1, T = 16, Adam 5e-4 (docs/AKORN.md §6).
     """
 
     #: the :meth:`tiny` test configuration: 32 wide, 4 heads, T = 3
@@ -179,7 +181,7 @@ class IteratedSelfAttention(_AbstractSudokuTokenModel):
 
 class SudokuTransformer(_AbstractSudokuTokenModel):
     """Sudoku Transformer baseline: the :class:`IteratedSelfAttention` layout with ``depth``
-    independent layers and one attention step each (AKORN.md §4.4).
+    independent layers and one attention step each (docs/AKORN.md §4.4).
 
     Args:
         box_shape: ``(rows, cols)`` of a box (board side ``S = rows · cols``).
@@ -200,7 +202,7 @@ class SudokuTransformer(_AbstractSudokuTokenModel):
 
 
 class ObjectViT(nn.Module):
-    """Object-discovery ViT / ItrSA baseline (AKORN.md §4.4).
+    """Object-discovery ViT / ItrSA baseline (docs/AKORN.md §4.4).
 
     ``RGBNormalize(0.5, 0.5)`` → patchify conv (kernel = stride = ``patch_size``) → learnable
     2-D sinusoidal embedding → ``depth`` blocks of ``T × [x ← x + Attn(LN x)]`` then
@@ -226,16 +228,16 @@ class ObjectViT(nn.Module):
                  heads: int = 8, patch_size: int = 8, mlp_hidden: int | None = None,
                  pool: Literal["max", "avg"] = "max") -> None:
         super().__init__()
-        _positive_int(image_size, "image_size")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(patch_size, "patch_size")
+        check_count(image_size, "image_size")
+        check_count(in_channels, "in_channels")
+        check_count(patch_size, "patch_size")
         if image_size % patch_size:
             raise ValueError(f"patch_size: must divide image_size={image_size}, got {patch_size}")
         _check_width(width, heads)
-        _positive_int(depth, "depth")
+        check_count(depth, "depth")
         if pool not in ("max", "avg"):
             raise ValueError(f"pool: expected 'max' or 'avg', got {pool!r}")
-        mlp_hidden = 2 * width if mlp_hidden is None else _positive_int(mlp_hidden, "mlp_hidden")
+        mlp_hidden = 2 * width if mlp_hidden is None else check_count(mlp_hidden, "mlp_hidden")
         self.in_channels, self.width, self.patch_size, self.pool = in_channels, width, patch_size, pool
         self.steps = _steps(steps)
         grid = image_size // patch_size
@@ -326,11 +328,11 @@ class ConvNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 96, depth: int = 3,
                  blocks: int = 2) -> None:
         super().__init__()
-        _positive_int(num_classes, "num_classes")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(width, "width")
-        _positive_int(depth, "depth")
-        _positive_int(blocks, "blocks")
+        check_count(num_classes, "num_classes")
+        check_count(in_channels, "in_channels")
+        check_count(width, "width")
+        check_count(depth, "depth")
+        check_count(blocks, "blocks")
         self.in_channels = in_channels
         self.normalize = RGBNormalize(0.5, 0.5)
         self.stem = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)

@@ -1,4 +1,4 @@
-"""The AKOrN image classifier (CIFAR-10; AKORN.md §4.1)."""
+"""The AKOrN image classifier (CIFAR-10; docs/AKORN.md §4.1)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from kuramoto.checks import check_count
 
 from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import (
@@ -15,7 +17,6 @@ from ..blocks import (
     ResBlock,
     RGBNormalize,
     _feature_map,
-    _positive_int,
 )
 from ..states import initial_state
 
@@ -69,7 +70,7 @@ class AKOrNClassifier(nn.Module):
         global_omega: one ω per layer (True) or one per channel pair.
         ensemble: default number of random initial states averaged (1).
 
-    Paper (shipped) configuration: the defaults; 400 epochs of Adam 1e-4 (AKORN.md §5.3).
+    Paper (shipped) configuration: the defaults; 400 epochs of Adam 1e-4 (docs/AKORN.md §5.3).
     """
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64, depth: int = 3, n: int = 2,
@@ -79,12 +80,12 @@ class AKOrNClassifier(nn.Module):
                  stimulus_norm: str = "gn", omega: float | None = 1.0, learn_omega: bool = True,
                  global_omega: bool = True, ensemble: int = 1) -> None:
         super().__init__()
-        _positive_int(num_classes, "num_classes")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(width, "width")
-        _positive_int(depth, "depth")
-        _positive_int(n, "n", minimum=2)
-        _positive_int(readout_kernel, "readout_kernel")
+        check_count(num_classes, "num_classes")
+        check_count(in_channels, "in_channels")
+        check_count(width, "width")
+        check_count(depth, "depth")
+        check_count(n, "n", minimum=2)
+        check_count(readout_kernel, "readout_kernel")
         if readout_kernel % 2 == 0:
             raise ValueError(f"readout_kernel: expected an odd size (it keeps H×W), got {readout_kernel}")
         if width % n:
@@ -96,12 +97,12 @@ class AKOrNClassifier(nn.Module):
         if gta and "attn" in couplings:
             if image_size is None:
                 raise ValueError("image_size: gta=True needs the input side to build the GTA grids, e.g. 32")
-            _positive_int(image_size, "image_size")
+            check_count(image_size, "image_size")
         if omega is not None and n % 2:
             raise ValueError(f"omega: the rotation Ω needs an even n, got n={n}; pass omega=None")
         self.in_channels, self.n, self.depth, self.num_classes = in_channels, n, depth, num_classes
         self.steps = steps  # default T of every block (validated by the layers)
-        self.ensemble = _positive_int(ensemble, "ensemble")
+        self.ensemble = check_count(ensemble, "ensemble")
         self.widths = [width * 2 ** i for i in range(depth)]
         pad = readout_kernel // 2
         self.normalize = RGBNormalize(0.5, 0.5)
@@ -157,7 +158,7 @@ class AKOrNClassifier(nn.Module):
             ``[B, num_classes]`` logits (the mean over the ensemble).
         """
         _feature_map(images, "images", self.in_channels)
-        e = self.ensemble if ensemble is None else _positive_int(ensemble, "ensemble")
+        e = self.ensemble if ensemble is None else check_count(ensemble, "ensemble")
         b = images.shape[0]
         c = self.stem(self.normalize(images))
         if e > 1:

@@ -1,4 +1,4 @@
-"""The object-discovery AKOrN (CLEVRTex and the synthetic sets; AKORN.md §4.3)."""
+"""The object-discovery AKOrN (CLEVRTex and the synthetic sets; docs/AKORN.md §4.3)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Literal
 import torch
 from torch import nn
 
+from kuramoto.checks import check_count
+
 from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import (
     PositionalEmbedding2d,
     ReadOut,
     RGBNormalize,
     _feature_map,
-    _positive_int,
     _standard_normal_like,
 )
 
@@ -54,7 +55,7 @@ class ObjectAKOrN(nn.Module):
         learn_omega: train ω.
         global_omega: one ω per layer or one per channel pair.
         legacy_identity_omega: reproduce the official code's Ω-off quirk (the velocity gains
-            ``+x``, so the effective step is ``γ/(1+γ)``; AKORN.md §1.4). Off by default; turn it
+            ``+x``, so the effective step is ``γ/(1+γ)``; docs/AKORN.md §1.4). Off by default; turn it
             on to reproduce the published object-discovery numbers exactly.
         project: tangent projection in the update (True).
         readout: use the norm readout (True); ``False`` passes ``x_T`` on (the ``no_ro``
@@ -75,12 +76,12 @@ class ObjectAKOrN(nn.Module):
                  legacy_identity_omega: bool = False, project: bool = True, readout: bool = True,
                  readout_x: bool = False, pos_embed: bool | None = None, pool: Literal["max", "avg"] = "max") -> None:
         super().__init__()
-        _positive_int(image_size, "image_size")
-        _positive_int(in_channels, "in_channels")
-        _positive_int(width, "width")
-        _positive_int(depth, "depth")
-        _positive_int(n, "n", minimum=2)
-        _positive_int(patch_size, "patch_size")
+        check_count(image_size, "image_size")
+        check_count(in_channels, "in_channels")
+        check_count(width, "width")
+        check_count(depth, "depth")
+        check_count(n, "n", minimum=2)
+        check_count(patch_size, "patch_size")
         if image_size % patch_size:
             raise ValueError(f"patch_size: must divide image_size={image_size}, got {patch_size}")
         if width % n:

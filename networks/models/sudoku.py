@@ -1,4 +1,4 @@
-"""The Sudoku AKOrN (AKORN.md §4.2) and the board helpers shared with the Sudoku baselines.
+"""The Sudoku AKOrN (docs/AKORN.md §4.2) and the board helpers shared with the Sudoku baselines.
 
 Boards are ``S × S`` grids of boxes ``rows × cols`` with ``S = rows · cols`` digits (the
 classic 9 × 9 board has 3 × 3 boxes; 4 × 4 has 2 × 2, 6 × 6 has 2 × 3). A board is given
@@ -13,8 +13,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from kuramoto.checks import check_count, is_int
+
 from ..akorn_block import check_coupling_name, kuramoto_block
-from ..blocks import FF, ReadOut, ResBlock, _normalize_groups, _positive_int
+from ..blocks import FF, ReadOut, ResBlock, _normalize_groups
 from ..layer import initial_state as layer_initial_state
 
 __all__ = ["SudokuAKOrN", "board_digits", "check_box_shape"]
@@ -23,7 +25,7 @@ __all__ = ["SudokuAKOrN", "board_digits", "check_box_shape"]
 def check_box_shape(box_shape: object) -> tuple[int, int]:
     """Validate a box shape ``(rows, cols)``; the board side is ``rows · cols``."""
     if (not isinstance(box_shape, (tuple, list)) or len(box_shape) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in box_shape)):
+            or not all(is_int(v) and v >= 1 for v in box_shape)):
         raise ValueError(f"box_shape: expected a pair of positive integers (rows, cols), e.g. (3, 3) for 9×9 "
                          f"boards or (2, 3) for 6×6, got {box_shape!r}")
     if box_shape[0] * box_shape[1] < 2:
@@ -83,7 +85,7 @@ def board_digits(board: object, size: int, name: str = "board") -> tuple[torch.T
 
 
 class SudokuAKOrN(nn.Module):
-    """AKOrN Sudoku solver (AKORN.md §4.2).
+    """AKOrN Sudoku solver (docs/AKORN.md §4.2).
 
     Each cell is a token carrying ``C/n`` oscillators. The digit embedding
     ``Embedding(S+1, C)`` of the board is the stimulus ``c [B, C, S, S]``; the oscillators of
@@ -135,9 +137,9 @@ class SudokuAKOrN(nn.Module):
         super().__init__()
         self.box_shape = check_box_shape(box_shape)
         s = self.size = self.box_shape[0] * self.box_shape[1]
-        _positive_int(width, "width")
-        _positive_int(depth, "depth")
-        _positive_int(n, "n", minimum=2)
+        check_count(width, "width")
+        check_count(depth, "depth")
+        check_count(n, "n", minimum=2)
         if width % n:
             raise ValueError(f"width: must be a multiple of n={n}, got {width}")
         check_coupling_name(coupling)

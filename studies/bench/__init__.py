@@ -31,6 +31,7 @@ SUITES = {
     "integrators": "studies.bench.integrators",
     "networks": "studies.bench.networks",
     "peers": "studies.bench.peers",
+    "readme": "studies.bench.readme",
 }
 
 

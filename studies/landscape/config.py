@@ -66,6 +66,8 @@ class Config(StudyConfig):
                                              f"n={self.n}")
         for name, unit in (("sample_dt", "dt"), ("t_max", "sample_dt")):
             ratio = getattr(self, name) / getattr(self, unit)
+            if not math.isfinite(ratio):
+                raise ConfigError(unit, f"{getattr(self, unit):g} is too small: {name}/{unit} overflows")
             if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
                 raise ConfigError(name, f"must be a multiple of {unit}={getattr(self, unit):g}, got "
                                         f"{getattr(self, name):g}")
@@ -88,4 +90,5 @@ class Config(StudyConfig):
 
 #: What ``akorn landscape`` runs (:mod:`studies.commands`).
 STUDY = Study(config=Config, filename=FILENAME, runner="studies.landscape.experiment",
-              plots="studies.landscape.plots", run_options=("overwrite",))
+              plots="studies.landscape.plots", run_options=("overwrite",),
+              cost="studies.landscape.cost:check_cost")

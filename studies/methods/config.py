@@ -101,4 +101,5 @@ class Config(StudyConfig):
 
 #: What ``akorn integrators`` runs (:mod:`studies.commands`).
 STUDY = Study(config=Config, filename=FILENAME, runner="studies.methods.experiment", plots="studies.methods.plots",
-              run_options=("overwrite",))
+              run_options=("overwrite",),
+              cost="studies.methods.cost:check_cost")

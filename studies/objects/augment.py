@@ -1,4 +1,4 @@
-"""SimCLR augmentations on batches of image tensors (AKORN.md §5.2), without torchvision.
+"""SimCLR augmentations on batches of image tensors (docs/AKORN.md §5.2), without torchvision.
 
 The official object-discovery runs draw two views of every image with torchvision's
 ``RandomResizedCrop(imsize, scale=(0.08, 1))``, an optional horizontal flip (off for the

@@ -38,7 +38,7 @@ MODEL_NAMES = {"akorn": "AKOrN", "itrsa": "ItrSA", "vit": "ViT"}
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """Per-dataset settings of the official runs (AKORN.md §4.3, §5.2, §5.5; ``scripts/synths.md``).
+    """Per-dataset settings of the official runs (docs/AKORN.md §4.3, §5.2, §5.5; the official repository's ``scripts/synths.md``).
 
     Attributes:
         image_size: side of the (square) images fed to the model.
@@ -76,7 +76,7 @@ DATASETS: dict[str, DatasetSpec] = {
 
 #: Fields that only affect ``eval``: they may differ between the training run and its evaluation.
 EVAL_FIELDS = frozenset({"clusters", "pca_dim", "uptile", "eval_steps", "num_test", "num_examples", "eval_batch",
-                         "eval_seed", "eval_untrained"})
+                         "eval_seed", "eval_untrained", "fg_ari_empty"})
 
 
 #: Fields that may change when a run is resumed or evaluated: more epochs (the trainer extends a
@@ -100,7 +100,7 @@ class Config(StudyConfig):
     # weights about 70% those of step 200.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "quick": {},
-        # scripts/synths.md (Tetrominoes): C 128, patch 4, T 8, L 1, no stimulus norm, batch 256,
+        # the official repository's scripts/synths.md (Tetrominoes): C 128, patch 4, T 8, L 1, no stimulus norm, batch 256,
         # 50 epochs of 60k scenes, Adam 1e-3, EMA 0.998 every 10 steps after 200.
         "paper": {"num_train": None, "width": None, "batch_size": 256, "epochs": None, "ema_every": 10,
                   "monitor_images": 320, "monitor_every": 5},
@@ -159,6 +159,9 @@ class Config(StudyConfig):
     eval_seed: int = param(0, "seed of the oscillators' random initial states at evaluation")
     eval_untrained: bool = param(True, "also score the run's initial (untrained) weights: the level that training "
                                        "has to beat (random features already segment simple scenes)")
+    fg_ari_empty: Literal["skip", "one"] = param(
+        "skip", "FG-ARI of a scene without foreground: 'skip' leaves it out of the means, 'one' scores it 1.0 as the "
+                "official eval_obj.py does")
 
     def validate(self) -> None:
         self._positive("num_train", "width", "depth", "n", "steps", "heads", "patch_size", "kernel_size", "epochs",
@@ -245,7 +248,8 @@ def eval_path(config: Config, directory: str | Path) -> Path:
     """The evaluation file of ``config`` in a run directory.
 
     ``eval.h5`` with the default evaluation settings; non-default up-tiling, step count or
-    cluster count are named in the file (``eval-uptile4.h5``, ``eval-T16.h5``, ``eval-K5.h5``)
+    cluster count, and the official FG-ARI rule for empty scenes, are named in the file (``eval-uptile4.h5``,
+    ``eval-T16.h5``, ``eval-K5.h5``, ``eval-empty-one.h5``)
     so that evaluations with different settings sit side by side.
     """
     parts = ["eval"]
@@ -255,6 +259,8 @@ def eval_path(config: Config, directory: str | Path) -> Path:
         parts.append(f"T{config.eval_steps}")
     if config.clusters is not None:
         parts.append(f"K{config.clusters}")
+    if config.fg_ari_empty != "skip":
+        parts.append(f"empty-{config.fg_ari_empty}")
     return Path(directory) / ("-".join(parts) + ".h5")
 
 

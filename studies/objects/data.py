@@ -3,7 +3,7 @@
 Three vectorised numpy generators (seeded, deterministic per seed; never the global RNG):
 
 * :func:`shapes`: the official AKOrN "Shapes" toy set (40×40 grey, 2–4 hollow shapes,
-  ``data/create_shapes.py`` as described in the spec); same recipe, but a different RNG,
+  official ``data/create_shapes.py`` as described in the spec); same recipe, but a different RNG,
   so not the same images as the official file.
 * :func:`tetrominoes`: a look-alike of DeepMind's Tetrominoes (32×32 RGB, 3 pieces).
 * :func:`dsprites`: a look-alike of DeepMind's multi-dSprites ``colored_on_grayscale`` (64×64 RGB,

@@ -1,6 +1,6 @@
 """Evaluation of object discovery: features → masks → FG-ARI / MBO, and the oscillators over time.
 
-The official ``eval_obj.py`` pipeline (AKORN.md §5.2): the EMA weights; the feature map of
+The official ``eval_obj.py`` pipeline (docs/AKORN.md §5.2): the EMA weights; the feature map of
 every test image (AKOrN: the final readout map; ItrSA/ViT: the final LayerNorm output),
 optionally up-tiled; then :func:`studies.objects.metrics.cluster_features` (L2 normalisation,
 per-image PCA to 128 dimensions, agglomerative clustering with average linkage into K
@@ -38,10 +38,11 @@ from networks.models import ObjectAKOrN, ObjectViT
 from studies import storage
 from studies.objects.config import Config, check_run_config, eval_path, run_dir
 from studies.objects.data import load_scenes
-from studies.objects.metrics import cluster_features, fg_ari, mbo, summarize, uptile
+from studies.objects.metrics import EMPTY_RULES, cluster_features, fg_ari, mbo, summarize, uptile
 from studies.objects.models import MODEL_NAMES, build_model  # noqa: F401 (MODEL_NAMES: re-exported)
 from studies.objects.scenes import SceneData
 from studies.protocol import Outcome
+from studies.files import exclusive
 from studies.rundir import CHECKPOINT_NAME
 from studies.training import load_model_weights, seed_everything
 
@@ -161,7 +162,7 @@ def pca_colours(maps: torch.Tensor, reference: torch.Tensor | None = None) -> np
 
 def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int | None = 128, uptile_r: int = 1,
              steps: int | None = None, batch_size: int = 64, num_examples: int = 8, seed: int = 0,
-             progress: bool = False) -> xr.Dataset:
+             progress: bool = False, fg_ari_empty: str = "skip") -> xr.Dataset:
     """Segment every scene by clustering the model's features and score the masks.
 
     Args:
@@ -176,11 +177,16 @@ def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
         num_examples: scenes (the first ones) whose images, masks and colours are stored.
         seed: seed of AKOrN's random initial oscillators.
         progress: show a progress bar.
+        fg_ari_empty: FG-ARI of a scene without foreground: ``"skip"`` (NaN, left out of the
+            means) or ``"one"`` (1.0, the official evaluation's rule); stored as the attribute
+            ``fg_ari_empty`` beside the results.
 
     Returns:
         The Dataset described in :func:`evaluate_run` (without file attributes).
     """
     model = _check_model(model)
+    if fg_ari_empty not in EMPTY_RULES:
+        raise ValueError(f"fg_ari_empty: expected one of {', '.join(map(repr, EMPTY_RULES))}, got {fg_ari_empty!r}")
     if not isinstance(scenes, SceneData):
         raise TypeError(f"scenes: expected a SceneData, got {type(scenes).__name__}")
     for name, value in (("clusters", clusters), ("num_examples", num_examples), ("batch_size", batch_size),
@@ -193,12 +199,18 @@ def evaluate(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
     g = torch.Generator(device=device).manual_seed(int(seed))
     e = min(num_examples, len(scenes))
     seg = _segment(model, scenes, clusters=clusters, pca_dim=pca_dim, uptile_r=uptile_r, steps=steps,
-                   batch_size=batch_size, examples=e, generator=g, progress=progress)
-    ds = _scores_dataset(scenes, seg, e)
-    ds.attrs.update({"clusters": int(clusters), "pca_dim": -1 if pca_dim is None else int(pca_dim),
+                   batch_size=batch_size, examples=e, generator=g, progress=progress, empty=fg_ari_empty)
+    ds = _scores_dataset(scenes, seg, e, fg_ari_empty)
+    ds.attrs.update({"fg_ari_empty": fg_ari_empty, "fg_ari_empty_rule": _EMPTY_TEXT[fg_ari_empty],
+                     "clusters": int(clusters), "pca_dim": -1 if pca_dim is None else int(pca_dim),
                      "uptile": int(uptile_r), "eval_seed": int(seed), "dataset_name": scenes.name,
                      "model_class": type(model).__name__})
     return ds
+
+
+#: How the FG-ARI of a scene without foreground is counted, stated beside the results.
+_EMPTY_TEXT = {"skip": "a scene without foreground has no FG-ARI (NaN) and is left out of the means",
+               "one": "a scene without foreground scores FG-ARI 1.0, as the official eval_obj.py scores it"}
 
 
 class _Segmented(NamedTuple):
@@ -213,7 +225,7 @@ class _Segmented(NamedTuple):
 
 def _segment(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int | None, uptile_r: int,
              steps: int | None, batch_size: int, examples: int, generator: torch.Generator,
-             progress: bool) -> _Segmented:
+             progress: bool, empty: str = "skip") -> _Segmented:
     """Cluster every scene's features (and, for AKOrN, its oscillator states at every step) into masks."""
     device = next(model.parameters()).device
     g, e, akorn = generator, examples, _is_akorn(model)
@@ -240,7 +252,7 @@ def _segment(model: nn.Module, scenes: SceneData, *, clusters: int, pca_dim: int
                     step_ari = np.full((states.shape[0], m), np.nan)
                 for t in range(states.shape[0]):   # a loop over the T+1 steps, each clustering the whole batch
                     labels = cluster_features(states[t], clusters, pca_dim, image_size=size)
-                    step_ari[t, lo:hi] = fg_ari(masks[lo:hi], labels)
+                    step_ari[t, lo:hi] = fg_ari(masks[lo:hi], labels, empty=empty)
                 if lo < e:
                     ex_states.append(states[:, :e - lo])
             else:
@@ -258,26 +270,29 @@ _NO_OBJECTS = "NaN: an image without foreground objects (left out of the means)"
 _NO_IMAGE = "NaN: no image with foreground objects to average over"
 
 
-def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int) -> xr.Dataset:
+def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int, empty: str = "skip") -> xr.Dataset:
     """FG-ARI and MBO per image with their summaries, the examples, and AKOrN's per-step views."""
     preds, step_ari, feats_e, masks = seg.preds, seg.step_ari, seg.features, scenes.masks
     m = len(scenes)
-    ari, overlap = fg_ari(masks, preds), mbo(masks, preds)
+    ari, overlap = fg_ari(masks, preds, empty=empty), mbo(masks, preds)
     sa, so = summarize(ari), summarize(overlap)
     one = {"units": "1"}
-    empty, none = {"comment": _NO_OBJECTS}, {"comment": _NO_IMAGE}
+    no_objects, none = {"comment": _NO_OBJECTS}, {"comment": _NO_IMAGE}
+    rule = {"empty_foreground": _EMPTY_TEXT[empty], **(no_objects if empty == "skip" else {})}
     data_vars: dict[str, Any] = {
         "fg_ari": ("image", ari, {"long_name": "foreground adjusted Rand index of the predicted masks", **one,
-                                  **empty}),
+                                  **rule}),
         "mbo": ("image", overlap, {"long_name": "mean best overlap (IoU) of the ground-truth objects", **one,
-                                   **empty}),
+                                   **no_objects}),
         "num_objects": ("image", scenes.num_objects.astype(np.int64), {"long_name": "objects in the ground truth",
                                                                         **one}),
-        "fg_ari_mean": ((), sa.mean, {"long_name": "FG-ARI, mean over images with objects", **one, **none}),
+        "fg_ari_mean": ((), sa.mean, {"long_name": "FG-ARI, mean over images with objects" if empty == "skip" else
+                                      "FG-ARI, mean over all images (no foreground scores 1.0)", **one, **none,
+                                      "empty_foreground": _EMPTY_TEXT[empty]}),
         "fg_ari_std": ((), sa.std, {"long_name": "FG-ARI, standard deviation over images", **one, **none}),
         "mbo_mean": ((), so.mean, {"long_name": "MBO, mean over images with objects", **one, **none}),
         "mbo_std": ((), so.std, {"long_name": "MBO, standard deviation over images", **one, **none}),
-        "images_scored": ((), np.int64(sa.count), {"long_name": "images with at least one foreground pixel", **one}),
+        "images_scored": ((), np.int64(sa.count), {"long_name": "images in the FG-ARI mean", **one}),
         "example_index": ("example", np.arange(e, dtype=np.int64), {"long_name": "index of the example in the test set",
                                                                     **one}),
         "example_image": (("example", "channel", "y", "x"), scenes.images[:e],
@@ -300,7 +315,7 @@ def _scores_dataset(scenes: SceneData, seg: _Segmented, e: int) -> xr.Dataset:
                           {"long_name": "Kuramoto step t of the last block", **one})
         data_vars["fg_ari_by_step"] = (("step", "image"), step_ari,
                                        {"long_name": "FG-ARI of clustering the oscillator states x_t of the last "
-                                                     "block", **one, **empty})
+                                                     "block", **one, **rule})
         data_vars["state_rgb"] = (("example", "step", "ty", "tx", "channel"), pca_colours(states_e),
                                   {"long_name": "oscillator states shown as RGB: per-image 3-D PCA of x_T, every "
                                                 "step projected on it", **one})
@@ -316,8 +331,8 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     ``step`` = Kuramoto steps 0..T (AKOrN only), ``y, x`` = image pixels, ``fy, fx`` = the
     clustered feature map, ``ty, tx`` = the token grid, ``channel`` = red/green/blue):
 
-    * per image: ``fg_ari``, ``mbo`` (fractions; NaN for an image without objects),
-      ``num_objects``;
+    * per image: ``fg_ari``, ``mbo`` (fractions; NaN for an image without objects, except
+      ``fg_ari`` = 1.0 with ``fg_ari_empty="one"``, the official rule), ``num_objects``;
     * scalars: ``fg_ari_mean``, ``fg_ari_std``, ``mbo_mean``, ``mbo_std`` (over images),
       ``images_scored``;
     * examples: ``example_index``, ``example_image``, ``example_true_mask``,
@@ -331,7 +346,8 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     Attributes: the study config (JSON), seed, provenance (:func:`studies.storage.result_attrs`),
     ``model``, ``dataset``, ``look_alike`` (1 for generated look-alike scenes), ``weights``
     (``"ema"``), ``trained_epochs``, ``train_seconds``, ``clusters``,
-    ``pca_dim`` (-1 = none), ``uptile``, ``eval_steps``.
+    ``pca_dim`` (-1 = none), ``uptile``, ``eval_steps``, ``fg_ari_empty`` (``"skip"`` or ``"one"``)
+    and ``fg_ari_empty_rule`` (that rule in words; also on ``fg_ari`` and ``fg_ari_mean``).
 
     Raises:
         FileNotFoundError: the directory holds no checkpoint.
@@ -349,7 +365,7 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     scenes = load_scenes(cfg, "test")
     ds = evaluate(model, scenes, clusters=cfg.clusters, pca_dim=cfg.pca_dim, uptile_r=cfg.uptile,
                   steps=cfg.eval_steps, batch_size=cfg.eval_batch, num_examples=cfg.num_examples, seed=cfg.eval_seed,
-                  progress=progress)
+                  progress=progress, fg_ari_empty=cfg.fg_ari_empty)
     if cfg.eval_untrained:
         _add_untrained(ds, cfg, scenes, dev)
     trained = _training_record(directory)
@@ -370,7 +386,7 @@ def _add_untrained(ds: xr.Dataset, cfg: Config, scenes: SceneData, device: torch
     pred = predict_masks(initial, torch.from_numpy(scenes.images), clusters=cfg.clusters, pca_dim=cfg.pca_dim,
                          uptile_r=cfg.uptile, steps=cfg.eval_steps, batch_size=cfg.eval_batch, generator=g)
     one = {"units": "1"}
-    for key, values, what in (("fg_ari", fg_ari(scenes.masks, pred), "FG-ARI"),
+    for key, values, what in (("fg_ari", fg_ari(scenes.masks, pred, empty=cfg.fg_ari_empty), "FG-ARI"),
                               ("mbo", mbo(scenes.masks, pred), "MBO")):
         summary = summarize(values)
         ds[f"untrained_{key}"] = ("image", values, {"long_name": f"{what} of the run's initial (untrained) weights",
@@ -398,5 +414,6 @@ def eval_command(config: Config, args: Any) -> Outcome:
     """``akorn objects eval``: evaluate the run directory of ``config`` under ``--out``."""
     directory = run_dir(config, args.out)
     check_run_config(config, directory, for_eval=True)
-    ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
+    with exclusive(eval_path(config, directory)):  # one writer per result file
+        ds = evaluate_run(config, directory, progress=args.progress, device=args.device)
     return Outcome(dataset=ds, path=eval_path(config, directory))

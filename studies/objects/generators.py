@@ -104,7 +104,7 @@ def shapes(num: int, seed: int = 0, *, min_objects: int = 2, max_objects: int = 
     in drawing order; class map: type ``1..4``; a pixel hit by a second shape is ``-1`` in both
     maps for good.
 
-    Same recipe as ``data/create_shapes.py`` but drawn with ``numpy.random.default_rng(seed)``,
+    Same recipe as the official ``data/create_shapes.py`` but drawn with ``numpy.random.default_rng(seed)``,
     so the images are not those of the official file. A shape all of whose pixels are overlaps
     keeps no pixel of its own id (ids are not renumbered, as in the recipe); ``num_objects``
     counts the ids present, so it can be below the number of shapes drawn.

@@ -114,7 +114,7 @@ def load_arrays(path: str | os.PathLike, name: str | None = None) -> SceneData:
 
     Accepted layouts:
 
-    * the official AKOrN converter (``data/convert_tfrecord_to_np.py``): ``images`` ``[N, 3, H, W]``
+    * the official converter, the official repository's ``data/convert_tfrecord_to_np.py``: ``images`` ``[N, 3, H, W]``
       float in [0, 1] and ``labels`` ``[N, H, W]`` uint8;
     * ``images`` ``[N, H, W, 3]`` uint8 and ``masks`` / ``labels`` ``[N, H, W]`` ints;
     * DeepMind ``multi_object_datasets`` arrays: ``image`` ``[N, H, W, 3]`` uint8 and ``mask``

@@ -1,4 +1,4 @@
-"""SimCLR training of the object-discovery models (AKORN.md §5.2, §6).
+"""SimCLR training of the object-discovery models (docs/AKORN.md §5.2, §6).
 
 :func:`info_nce` is the official objective: the ``2B`` embeddings of ``B`` images' two views
 are L2-normalised, every pair's inner product divided by τ is a logit, each embedding's own
@@ -32,7 +32,7 @@ from studies.objects.models import build_model
 from studies.objects.plots import plot_training
 from studies.objects.scenes import SceneData
 from studies.protocol import Outcome
-from studies.rundir import CONFIG_NAME, write_config
+from studies.rundir import CONFIG_NAME, claim, is_writer, start_over, write_config
 from studies.training import TrainConfig, Trainer, seed_everything
 
 __all__ = ["SimCLRObjective", "build_model", "history_text", "info_nce", "run", "train_command", "train_run"]
@@ -74,7 +74,7 @@ def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> to
 
     References:
         Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations",
-        ICML 2020, Eq. 1; AKORN.md §5.2.
+        ICML 2020, Eq. 1; docs/AKORN.md §5.2.
     """
     logits, target = _simclr_logits(z1, z2, temperature)
     return F.cross_entropy(logits, target)
@@ -258,7 +258,11 @@ def run(config: Config, *, out: str | Path = "results/objects", progress: bool =
 def train_command(config: Config, args: Any) -> Outcome:
     """``akorn objects train``: train (or resume) the run directory of ``config`` under ``--out``."""
     directory = run_dir(config, args.out)
-    check_run_config(config, directory, for_eval=False)
-    history = train_run(config, directory, progress=args.progress, device=args.device, compile_step=args.compile,
-                        num_workers=args.workers, checkpoint_every=args.checkpoint_every)
+    with claim(directory, writer=is_writer()):  # one writer per run directory
+        if getattr(args, "overwrite", False) and is_writer():
+            start_over(directory, extra=("train.h5", "train.png"))
+        check_run_config(config, directory, for_eval=False)
+        history = train_run(config, directory, progress=args.progress, device=args.device,
+                            compile_step=args.compile, num_workers=args.workers,
+                            checkpoint_every=args.checkpoint_every)
     return Outcome(lines=[history_text(history), f"run: {directory}"])

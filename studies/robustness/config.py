@@ -48,7 +48,7 @@ class RobustnessTrainConfig(StudyConfig):
     AKOrN and 3 min for the ConvNet when the machine is idle, 40 and 25 min under heavy load from
     other jobs (see :mod:`studies.robustness` for the measurements; ``--epochs`` can be
     raised later to continue a run). The paper preset is the published CIFAR-10 recipe
-    (AKORN.md §4.1, §5.3): width 64, kernels 9/7/5, Adam 1e-4, batch 128, 400 epochs, EMA 0.99
+    (docs/AKORN.md §4.1, §5.3): width 64, kernels 9/7/5, Adam 1e-4, batch 128, 400 epochs, EMA 0.99
     every 10 steps after 200, and a ResNet-18-shaped ConvNet (64-512 channels, 4 stages of 2
     blocks); its augmentation is crop-and-flip, not the paper's AugMix pipeline.
     """
@@ -148,7 +148,7 @@ class RobustnessTrainConfig(StudyConfig):
 ATTACK_NAMES = ("random_sign", "fgsm", "pgd", "autoattack", "autoattack_rand")
 
 
-#: The paper's Table 4 numbers (AKORN.md §7.5) as fractions, for context in summaries and plots.
+#: The paper's Table 4 numbers (docs/AKORN.md §7.5) as fractions, for context in summaries and plots.
 PAPER_REFERENCE = {
     "AKOrN^mix (paper, CIFAR-10)": {"clean": 0.9123, "autoattack": 0.5891, "ece": 0.013},
     "ResNet-18 (paper, CIFAR-10)": {"clean": 0.9441, "autoattack": 0.0, "ece": 0.089},

@@ -14,7 +14,7 @@
   initial states for a stochastic model), AutoAttack in its ``standard`` version (APGD-CE,
   APGD-T, FAB-T, Square; what the issue asks for and the official code calls) and in its
   ``rand`` version (APGD-CE and APGD-DLR with 20 EoT passes per gradient, the appropriate one
-  for a stochastic model such as AKOrN, AKORN.md §5.3), each at its own list of ε (in units of
+  for a stochastic model such as AKOrN, docs/AKORN.md §5.3), each at its own list of ε (in units of
   1/255). ε = 0 leaves the images unchanged.
 
 **Reproducibility.** Every prediction runs under a forked torch RNG seeded from ``(seed, pass,
@@ -50,6 +50,7 @@ from tqdm import tqdm
 
 from studies.cache import cache_key, read_arrays, write_arrays
 from studies.config import ConfigError
+from studies.files import exclusive
 from studies.protocol import Outcome
 from studies.robustness.attacks import autoattack, fgsm, pgd_linf, random_sign_noise
 from studies.robustness.config import (
@@ -379,6 +380,7 @@ def eval_command(config: RobustnessEvalConfig, args: Any) -> Outcome:
     beside it)."""
     out = Path(args.out)
     path = out / FILENAME
-    ds = evaluate(args.runs, config, path=path, labels=args.labels, progress=args.progress)
+    with exclusive(path):  # one writer per result file and its partial file
+        ds = evaluate(args.runs, config, path=path, labels=args.labels, progress=args.progress)
     lines = [f"wrote {p}" for p in plot_reliability_diagrams(ds, out, stem=path.stem)] if args.plot else []
     return Outcome(lines=lines, dataset=ds, path=path)

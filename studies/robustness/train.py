@@ -39,7 +39,7 @@ from studies.robustness.config import (
 )
 from studies.robustness.data import ImageData, load_cifar10, load_fashion_mnist, textured_shapes
 from studies.robustness.models import build_model, read_run_config
-from studies.rundir import check_resumable, config_path, write_config
+from studies.rundir import check_resumable, claim, config_path, is_writer, start_over, write_config
 from studies.training import TrainConfig, Trainer, is_main_process, seed_everything
 
 __all__ = ["train_command", "augment", "classification_loss", "load_images", "to_uint8", "train"]
@@ -225,7 +225,10 @@ def train_command(config: RobustnessTrainConfig, args: Any) -> Outcome:
     """``akorn robustness train``: train ``config.model`` into ``--out`` (default ``results/robustness/<model>``)."""
     started = time.perf_counter()
     out = Path(args.out) if args.out else Path(DEFAULT_OUT) / config.model
-    history = train(config, out, progress=args.progress)
+    with claim(out, writer=is_writer()):  # one writer per run directory
+        if getattr(args, "overwrite", False) and is_writer():
+            start_over(out, extra=("train.h5",))
+        history = train(config, out, progress=args.progress)
     last = {k: float(history[k].values[-1]) for k in ("epoch_loss", "epoch_acc", "eval_ema_acc", "eval_acc")
             if k in history and history.sizes.get("epoch", 0)}
     shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items())

@@ -19,10 +19,10 @@ __all__ = []
 #: The three models of the paper's Sudoku table.
 MODELS = ("akorn", "itrsa", "transformer")
 
-#: Adam learning rate per model in the official scripts (AKORN.md §6).
+#: Adam learning rate per model in the official scripts (docs/AKORN.md §6).
 PAPER_LR = {"akorn": 1e-3, "itrsa": 5e-4, "transformer": 5e-4}
 
-#: Paper defaults of depth L and steps T per model (AKORN.md §4.2, §4.4).
+#: Paper defaults of depth L and steps T per model (docs/AKORN.md §4.2, §4.4).
 DEFAULT_DEPTH = {"akorn": 1, "itrsa": 1, "transformer": 8}
 
 DEFAULT_STEPS = {"akorn": 16, "itrsa": 16, "transformer": 1}
@@ -340,7 +340,7 @@ _eval_options = _options("reads <out>/<tag>/<model>/ and writes <out>/<tag>/sudo
 #: ``akorn sudoku train|eval`` (:mod:`studies.commands`).
 _TRAIN = Action(
     TrainSettings, "studies.sudoku.train:train_command", "train one model (resumes from its last checkpoint)",
-    "Train one Sudoku model (AKORN.md §5.1) into <out>/<tag>/<model>/: checkpoint.pt every epoch, train.h5 with the "
+    "Train one Sudoku model (docs/AKORN.md §5.1) into <out>/<tag>/<model>/: checkpoint.pt every epoch, train.h5 with the "
     "loss and accuracy curves.", _PRESET_HELP, _train_options, _TRAIN_EPILOG,
     "rerun the same command to resume from the last checkpoint")
 _EVAL = Action(

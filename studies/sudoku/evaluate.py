@@ -1,6 +1,6 @@
 """Evaluation of trained Sudoku models (``akorn sudoku eval``): accuracy, more steps, energy selection.
 
-Metrics (AKORN.md §5.1)
+Metrics (docs/AKORN.md §5.1)
     *Board accuracy*: the fraction of boards whose every blank cell is predicted right (the
     givens are not checked: a model is not asked to copy them). *Cell accuracy*: the
     fraction of blank cells predicted right, pooled over the boards.
@@ -47,7 +47,9 @@ from tqdm import tqdm
 from kuramoto.checks import check_choice, check_positive
 from networks.layer import KuramotoLayer
 from studies.cache import read_arrays, write_arrays
+from studies.files import exclusive
 from studies.protocol import Outcome
+from studies.rundir import run_directory
 from studies.storage import result_attrs, write_dataset
 from studies.sudoku.config import METRICS_NAME, MODELS, SCORES, SPLITS, EvalSettings
 from studies.sudoku.dataset import SudokuData
@@ -343,15 +345,17 @@ def _report_vote(cell: dict[str, np.ndarray], config: EvalSettings, kind: str, s
 
 
 def run_dirs(out: str | os.PathLike, tag: str, models: tuple[str, ...] = MODELS) -> dict[str, Path]:
-    """Run directories ``<out>/<tag>/<model>`` of the given models."""
-    return {m: Path(out) / tag / m for m in models}
+    """Run directories ``<out>/<tag>/<model>`` of the given models (a ``tag`` may not leave ``out``)."""
+    return {m: run_directory(out, tag, m) for m in models}
 
 
 def eval_command(config: EvalSettings, args: Any) -> Outcome:
-    """``akorn sudoku eval``: evaluate the models of ``<out>/<tag>/`` into ``<out>/<tag>/<config.filename>``."""
+    """``akorn sudoku eval``: evaluate the models of ``<out>/<tag>/`` into ``<out>/<tag>/<config.filename>``
+    (locked while written: one writer per result file and its partial file)."""
     apply_runtime(args)
     tag = args.tag or args.preset
-    path = Path(args.out) / tag / config.filename
-    ds = evaluate(config, run_dirs(args.out, tag, config.models), path=path, device=args.device,
-                  memory_gb=args.memory_gb, workers=args.workers, progress=args.progress)
+    path = run_directory(args.out, tag) / config.filename
+    with exclusive(path):
+        ds = evaluate(config, run_dirs(args.out, tag, config.models), path=path, device=args.device,
+                      memory_gb=args.memory_gb, workers=args.workers, progress=args.progress)
     return Outcome(dataset=ds, path=path)

@@ -70,7 +70,7 @@ def solved(pred: Any, solutions: Any, given: Any) -> torch.Tensor:
 
 
 def board_accuracy(pred: Any, solutions: Any, given: Any) -> float:
-    """Fraction of boards whose every blank cell is right (AKORN.md §5.1); arguments as :func:`solved`.
+    """Fraction of boards whose every blank cell is right (docs/AKORN.md §5.1); arguments as :func:`solved`.
 
     Returns:
         A float in [0, 1] (NaN for zero boards).

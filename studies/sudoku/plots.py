@@ -26,7 +26,7 @@ __all__ = ["PAPER", "plot", "plot_boards", "summarize"]
 
 LABELS = {"akorn": "AKOrN", "itrsa": "ItrSA", "transformer": "Transformer"}
 COLORS = {"akorn": "#1f77b4", "itrsa": "#ff7f0e", "transformer": "#2ca02c"}
-#: The paper's 9×9 board accuracies in % (AKORN.md §7.4: SATNet test / RRN sudoku-hard).
+#: The paper's 9×9 board accuracies in % (docs/AKORN.md §7.4: SATNet test / RRN sudoku-hard).
 PAPER = {
     "AKOrN (T=128)": (100.0, 51.7),
     "AKOrN (T=128, K=100)": (100.0, 81.6),

@@ -14,7 +14,7 @@ that are evaluated (EMA if enabled) has reached ``stop_at`` at ``patience`` cons
 validations. Validation uses ``val_boards`` in-distribution boards that are neither in the
 training nor in the test set, at the training step count, with a fixed noise seed.
 
-The paper's recipe (AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9
+The paper's recipe (docs/AKORN.md §5.1, §6) is the ``paper`` preset (:mod:`studies.sudoku.config`): 9×9
 boards, width 512, Adam
 with lr 1e-3 (AKOrN) or 5e-4 (ItrSA, Transformer), batch 100, 100 epochs, gradient-norm clip
 1, EMA 0.995 updated every 10 steps after 100, cross-entropy over all cells (givens
@@ -40,7 +40,7 @@ from tqdm import tqdm
 from kuramoto.checks import check_int, check_positive
 from studies.config import ConfigError
 from studies.protocol import Outcome
-from studies.rundir import prepare_run, read_config
+from studies.rundir import claim, is_writer, prepare_run, read_config, run_directory, start_over
 from studies.sudoku.config import METRICS_NAME, RESUMABLE, TrainSettings
 from studies.sudoku.dataset import SudokuData
 from studies.sudoku.formats import load_rrn, load_satnet
@@ -375,9 +375,14 @@ def apply_runtime(args: Any) -> None:
 
 
 def train_command(settings: TrainSettings, args: Any) -> Outcome:
-    """``akorn sudoku train``: train (or resume) ``<out>/<tag>/<model>`` and summarise the run."""
+    """``akorn sudoku train``: train (or resume) ``<out>/<tag>/<model>`` and summarise the run.
+
+    The run directory is locked while training (one writer); ``--overwrite`` starts it over."""
     apply_runtime(args)
-    run_dir = Path(args.out) / (args.tag or args.preset) / settings.model
-    result = train_model(settings, run_dir, max_epochs=args.max_epochs, max_hours=args.max_hours,
-                         device=args.device, workers=args.workers, progress=args.progress)
+    run_dir = run_directory(args.out, args.tag or args.preset, settings.model)
+    with claim(run_dir, writer=is_writer()):
+        if getattr(args, "overwrite", False) and is_writer():
+            start_over(run_dir, extra=(f"{METRICS_NAME}.h5",))
+        result = train_model(settings, run_dir, max_epochs=args.max_epochs, max_hours=args.max_hours,
+                             device=args.device, workers=args.workers, progress=args.progress)
     return Outcome(lines=[training_summary(result, settings, run_dir)])

@@ -88,6 +88,8 @@ class Config(StudyConfig):
         for name in ("sample_dt", "t_transient", "t_average"):
             value, unit = getattr(self, name), ("dt" if name == "sample_dt" else "sample_dt")
             ratio = value / getattr(self, unit)
+            if not math.isfinite(ratio):
+                raise ConfigError(unit, f"{getattr(self, unit):g} is too small: {name}/{unit} overflows")
             if abs(ratio - round(ratio)) > 1e-9 * max(1.0, ratio):
                 raise ConfigError(name, f"must be a multiple of {unit}={getattr(self, unit):g}, got {value:g}")
         if self.chunks > self.samples_per_segment and self.sweep == "independent":
@@ -141,4 +143,5 @@ class Config(StudyConfig):
 
 #: What ``akorn sync`` runs (:mod:`studies.commands`).
 STUDY = Study(config=Config, filename=FILENAME, runner="studies.sync.experiment", plots="studies.sync.plots",
-              run_options=("scheduler", "workers", "overwrite"))
+              run_options=("scheduler", "workers", "overwrite"),
+              cost="studies.sync.cost:check_cost")

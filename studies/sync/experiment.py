@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,20 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 import kuramoto as ku
+from integrators import get_solver
+from integrators.guards import check_stability
 from studies import storage, units
+from studies.config import ConfigError
+from studies.files import exclusive
 from studies.sweep import Sweep
 from studies.sync.config import Config
-from studies.sync.model import advance, build_frequencies, check_step
+from studies.sync.cost import check_cost
+from studies.sync.model import advance, build_coupling, build_frequencies, check_step
 
 __all__ = ["run"]
+
+#: What a complete result file holds besides the trajectories (checked before a file is returned).
+_RESULT_VARIABLES = ("r", "r_fluctuation", "r_theory", "K_c", "r_incoherent", "omega_max", "solver_status")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,32 +143,73 @@ def _restore_states(config: Config, groups: list[_Group], checkpoint: dict[str, 
     return states
 
 
-def _resume_point(config: Config, path: Path, overwrite: bool) -> tuple[int, dict[str, np.ndarray] | None,
+def _resume_point(config: Config, path: Path, overwrite: bool) -> tuple[int, dict[str, Any] | None,
                                                                        xr.Dataset | None]:
-    """``(chunks_done, checkpoint, complete_dataset)`` for an existing file at ``path``."""
+    """``(chunks_done, checkpoint, complete_dataset)`` for an existing file at ``path``; the
+    checkpoint also holds the solver status of every group after the last chunk (``"status"``).
 
+    Nothing in the file is trusted before it is checked: its checksum (by :func:`storage.open_dataset`),
+    its config, and its progress counters against the data it holds. ``overwrite`` starts over
+    whatever the file holds.
+    """
     storage.remove_stale_temporaries(path)
-    if not path.exists():
+    if overwrite or not path.exists():
         return 0, None, None
-    try:
-        ds = storage.open_dataset(path, study=Config.study)
-    except storage.StorageError:
-        if overwrite:
-            return 0, None, None
-        raise
+    ds = storage.open_dataset(path, study=Config.study)
     if ds.attrs.get("config") != config.to_json():
-        if overwrite:
-            return 0, None, None
-        raise storage.StorageError(f"path: {str(path)!r} holds a run with a different config; pass --overwrite to "
-                                   f"replace it or choose another --out (its config: {ds.attrs.get('config')})")
+        raise storage.StorageError(f"path: {str(path)!r} holds a run with a different config "
+                                   f"({storage.config_difference(ds.attrs.get('config'), config)}); pass --overwrite "
+                                   f"to replace it or choose another --out")
+    bounds = _chunk_bounds(config)
     if int(ds.attrs.get("complete", 0)):
+        _check_progress(path, ds, len(bounds), bounds, complete=True)
+        missing = [name for name in _RESULT_VARIABLES if name not in ds.variables]
+        if missing:
+            raise _damaged(path, f"says it is complete but lacks {', '.join(map(repr, missing))}")
         return -1, None, ds
-    done = int(ds.attrs.get("chunks_done", 0))
+    done = _check_progress(path, ds, int(ds.attrs.get("chunks_done", 0)), bounds, complete=False)
     checkpoint = storage.read_checkpoint(path)
     if checkpoint is None:
-        raise storage.StorageError(f"path: {str(path)!r} is an unfinished run without a checkpoint; delete it or pass "
-                                   f"--overwrite")
+        raise storage.StorageError(f"path: {str(path)!r} is an unfinished run without a checkpoint; pass --overwrite "
+                                   f"to start it over")
+    _check_checkpoint(config, path, checkpoint)
+    try:
+        checkpoint["status"] = [str(v) for v in json.loads(ds.attrs["solver_status"])]
+    except (KeyError, ValueError, TypeError):  # a file written before statuses were checkpointed
+        checkpoint["status"] = ["unknown"] * checkpoint["solver_stats"].shape[0]
     return done, checkpoint, None
+
+
+def _damaged(path: Path, what: str) -> storage.StorageError:
+    return storage.StorageError(f"path: {str(path)!r} {what}; it cannot be resumed (pass --overwrite to start over)")
+
+
+def _check_progress(path: Path, ds: xr.Dataset, done: int, bounds: list[tuple[int, int]], complete: bool) -> int:
+    """Check the progress counters of a file against the samples it holds; the number of chunks done."""
+    total = len(bounds)
+    for name, expected in (("chunks_total", total), *((("chunks_done", total),) if complete else ())):
+        if name in ds.attrs and int(ds.attrs[name]) != expected:
+            raise _damaged(path, f"says {name}={int(ds.attrs[name])}, the config has {expected} chunks")
+    if not 1 <= done <= total:
+        raise _damaged(path, f"says chunks_done={done}, expected 1 to {total}")
+    times = ds["time"].values if "time" in ds.coords else np.zeros(0)
+    stop = bounds[done - 1][1]
+    sample_dt = float(json.loads(ds.attrs["config"])["sample_dt"])
+    if times.size != stop or not np.allclose(times, sample_dt * np.arange(1, stop + 1), rtol=1e-12, atol=0):
+        raise _damaged(path, f"holds {times.size} samples in time, but chunks_done={done} means {stop} in order")
+    return done
+
+
+def _check_checkpoint(config: Config, path: Path, checkpoint: dict[str, np.ndarray]) -> None:
+    groups = _groups(config)
+    expected = {"solver_stats": (len(groups), 3)}
+    for N in config.N:
+        count = sum(g.N == N for g in groups)
+        expected[f"state_N{N}"] = (count, len(groups[0].seeds), N, config.n)
+    for name, shape in expected.items():
+        if name not in checkpoint or checkpoint[name].shape != shape:
+            found = checkpoint[name].shape if name in checkpoint else "nothing"
+            raise _damaged(path, f"has a checkpoint whose {name!r} is {found}, expected shape {shape}")
 
 
 def run(config: Config, *, path: str | Path | None = None, scheduler: str | None = None, workers: int | None = None,
@@ -169,26 +219,40 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
     Args:
         config: the study parameters.
         path: result file; the run streams into it chunk by chunk and resumes it if it holds
-            an unfinished run of the same config (a finished one is returned as is). ``None``
-            keeps everything in memory.
+            an unfinished run of the same config (a finished one is returned as is), after
+            checking its checksum and progress counters. The run holds the file's lock
+            (:func:`studies.files.exclusive`) throughout. ``None`` keeps everything in memory.
         scheduler: address of an existing Dask scheduler (default: a local cluster).
         workers: local Dask worker processes (default: one per core; 0: in this process).
-        progress: tqdm bars over simulated time and over the tasks of each chunk.
-        overwrite: replace a file at ``path`` that holds a different config or is unreadable.
+        progress: tqdm bars over simulated time and over the tasks of each chunk (only when
+            stderr is a terminal).
+        overwrite: start over, replacing whatever ``path`` holds (another config, a damaged,
+            unfinished or finished run).
 
     Returns:
         The Dataset (see the module doc; dims ``K``, ``N``, ``seed``, ``time`` and, for
         adiabatic sweeps, ``direction``).
 
     Raises:
-        ConfigError: the step is too large for the method and the fastest oscillator.
-        StorageError: ``path`` holds a different run or is unreadable (and ``overwrite`` is off).
+        ConfigError: the step is too large for the method and the fastest oscillator, or the run
+            cannot finish or fit (:func:`studies.sync.cost.check_cost`).
+        StorageError: ``path`` holds a different run, or is unreadable, damaged or tampered
+            with (and ``overwrite`` is off).
+        LockedError: another process is writing ``path``.
     """
 
     if not isinstance(config, Config):
         raise TypeError(f"config: expected a sync Config, got {type(config).__name__}")
-    path = Path(path) if path is not None else None
+    check_cost(config)
     _check_steps(config)
+    if path is None:
+        return _run(config, None, scheduler, workers, progress, overwrite)
+    with exclusive(path):  # one writer per file, from the resume check to the final write
+        return _run(config, Path(path), scheduler, workers, progress, overwrite)
+
+
+def _run(config: Config, path: Path | None, scheduler: str | None, workers: int | None, progress: bool,
+         overwrite: bool) -> xr.Dataset:
     groups = _groups(config)
     bounds = _chunk_bounds(config)
     start, checkpoint, finished = (0, None, None) if path is None else _resume_point(config, path, overwrite)
@@ -197,16 +261,17 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
     config_json = config.to_json()
     states: list[Any] = [None] * len(groups)
     stats = np.zeros((len(groups), 3), dtype=np.int64)  # nfe, steps, rejected
+    statuses = ["ok"] * len(groups)
     if checkpoint is not None:
         states = _restore_states(config, groups, checkpoint)
         stats = checkpoint["solver_stats"].astype(np.int64)
+        statuses = checkpoint["status"]
     chunks_in_memory: list[xr.Dataset] = []
-    statuses = ["ok"] * len(groups)
     wall0 = time.perf_counter()
     total_time = bounds[-1][1] * config.sample_dt
     with Sweep(scheduler=scheduler, workers=workers, progress=progress) as sweep, \
             tqdm(total=total_time, initial=bounds[start][0] * config.sample_dt if start < len(bounds) else total_time,
-                 desc="simulated time", unit="t", disable=not progress) as bar:
+                 desc="simulated time", unit="t", disable=None if progress else True) as bar:
         for c in range(start, len(bounds)):
             a, b = bounds[c]
             tasks = [{"config": config_json, "K": _k_of_chunk(config, g, c), "N": g.N, "seeds": list(g.seeds),
@@ -221,7 +286,8 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
             if path is None:
                 chunks_in_memory.append(chunk)
             else:
-                _store_chunk(config, path, chunk, c, len(bounds), _checkpoint(config, groups, states, stats))
+                _store_chunk(config, path, chunk, c, len(bounds), _checkpoint(config, groups, states, stats),
+                             statuses)
             bar.update((b - a) * config.sample_dt)
         where = sweep.description
     if path is None:
@@ -239,17 +305,28 @@ def run(config: Config, *, path: str | Path | None = None, scheduler: str | None
 
 
 def _check_steps(config: Config) -> None:
-    """Refuse a step too large for the fastest oscillator of any run, before anything runs."""
+    """Refuse a step too large for the fastest oscillator, or for the strongest coupling, of any run,
+    before anything runs (the solver would refuse it in every task of the sweep)."""
+    solver = get_solver(config.method)
+    strongest = float(np.abs(config.K).max())
     for N in config.N:
         for seeds in _seed_groups(config):
-            _, omega = build_frequencies(config, N, seeds[0])
+            freq, omega = build_frequencies(config, N, seeds[0])
             check_step(config, float(omega.abs().max()))
+            field = ku.KuramotoField(build_coupling(config, strongest, N, seeds[0]), omega=freq)
+            try:
+                check_stability(solver, field, config.dt)
+            except ValueError as exc:
+                reason = str(exc).removeprefix("dt: ").split(". Use ")[0].split("; ")[0]
+                raise ConfigError("k_max", f"K = {strongest:g} at dt = {config.dt:g}: {reason}; use a smaller "
+                                           f"--k-max or --dt, or an adaptive --method") from None
 
 
 def _store_chunk(config: Config, path: Path, chunk: xr.Dataset, c: int, total: int,
-                 checkpoint: dict[str, np.ndarray]) -> None:
-    """Write chunk ``c`` (the first creates the file) with the states to resume from."""
-    progress_attrs = {"chunks_done": c + 1, "chunks_total": total, "complete": 0}
+                 checkpoint: dict[str, np.ndarray], statuses: list[str]) -> None:
+    """Write chunk ``c`` (the first creates the file) with the states and solver statuses to resume from."""
+    progress_attrs = {"chunks_done": c + 1, "chunks_total": total, "complete": 0,
+                      "solver_status": json.dumps(statuses)}
     if c == 0:
         chunk.attrs = storage.result_attrs(Config.study, config, config.seed, **progress_attrs)
         storage.write_dataset(chunk, path, unlimited="time", checkpoint=checkpoint)

@@ -25,7 +25,7 @@ RESUMABLE_FIELDS = frozenset({"epochs", "checkpoint_every", "device", "find_unus
 class TrainConfig:
     """Settings of one training run (validated when built).
 
-    The paper's recipes (AKORN.md §6): Sudoku ``lr=1e-3, batch_size=100, epochs=100,
+    The paper's recipes (docs/AKORN.md §6): Sudoku ``lr=1e-3, batch_size=100, epochs=100,
     grad_clip=1.0, ema_decay=0.995, ema_every=10, ema_after=100``; CIFAR-10 ``lr=1e-4,
     batch_size=128, epochs=400, ema_decay=0.99, ema_every=10, ema_after=200``; CLEVRTex
     ``lr=1e-3, batch_size=256, epochs=500, ema_decay=0.998, ema_every=10, ema_after=200``.

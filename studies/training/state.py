@@ -1,10 +1,15 @@
 """Reproducible state of a run: seeding, RNG snapshots, and reading checkpoints and the weights
 they hold.
+
+A checkpoint carries the SHA-256 of its content (:func:`content_digest`, key ``"sha256"``),
+checked whenever it is read: bytes damaged inside a tensor load without complaint from
+``torch.load``, so without it a resumed run would go on from other weights.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import random
 from collections.abc import Iterator, Mapping
@@ -21,12 +26,53 @@ from studies.training.distributed import (
     unwrap,
 )
 
-__all__ = ["CHECKPOINT_NAME", "load_model_weights", "seed_everything"]
+__all__ = ["CHECKPOINT_NAME", "content_digest", "load_model_weights", "seed_everything"]
 
 
 _FORMAT = "akorn-training-checkpoint"
 
-_VERSION = 1
+#: Version 2 adds the ``sha256`` of the content; version 1 files (no checksum) are still read.
+_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+_DIGEST_KEY = "sha256"
+_FIX = "pass --overwrite to start the run over, or restore a good copy"
+
+
+def content_digest(obj: Any) -> str:
+    """SHA-256 (hex) of a checkpoint's content: nested dicts, lists and tuples of tensors (dtype,
+    shape and bytes), strings and numbers, walked in a fixed order (dict keys sorted)."""
+    digest = hashlib.sha256()
+
+    def walk(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            t = o.detach().to("cpu").contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            if t.numel():
+                digest.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(o, dict):
+            digest.update(f"D{len(o)}".encode())
+            for key in sorted(o, key=lambda k: (type(k).__name__, repr(k))):
+                walk(key)
+                walk(o[key])
+        elif isinstance(o, (list, tuple)):
+            digest.update(f"{'L' if isinstance(o, list) else 'U'}{len(o)}".encode())
+            for item in o:
+                walk(item)
+        elif isinstance(o, str):
+            digest.update(f"S{len(o)}:".encode() + o.encode("utf-8", "surrogatepass"))
+        elif isinstance(o, bytes):
+            digest.update(f"B{len(o)}:".encode() + o)
+        else:  # None, bool, int, float (repr is exact), and anything else by its repr
+            digest.update(f"P{type(o).__name__}:{o!r};".encode())
+
+    walk(obj)
+    return digest.hexdigest()
+
+
+def with_digest(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its :func:`content_digest` under ``"sha256"`` (what the trainer saves)."""
+    body = {k: v for k, v in payload.items() if k != _DIGEST_KEY}
+    return {**body, _DIGEST_KEY: content_digest(body)}
 
 
 def seed_everything(seed: int) -> None:
@@ -95,15 +141,20 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     # A truncated or foreign file fails anywhere inside zip reading or unpickling, with
     # RuntimeError, EOFError, UnpicklingError, KeyError, ...; all mean "unreadable" here.
     except Exception as exc:
-        raise ValueError(
-            f"checkpoint {str(path)!r} cannot be read (truncated or corrupt?): {type(exc).__name__}: {exc}. "
-            "It was left in place; delete it to start the run over, or restore a good copy.") from exc
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise ValueError(f"checkpoint {str(path)!r} cannot be read (truncated or corrupt?): {reason}; it was left "
+                         f"in place ({_FIX})") from exc
     if not isinstance(obj, dict) or obj.get("format") != _FORMAT:
         raise ValueError(f"checkpoint {str(path)!r} is not an akorn training checkpoint "
-                         f"(expected format {_FORMAT!r}); it was left in place")
-    if obj.get("version") != _VERSION:
+                         f"(expected format {_FORMAT!r}); it was left in place ({_FIX})")
+    if obj.get("version") not in _READABLE_VERSIONS:
         raise ValueError(f"checkpoint {str(path)!r} has version {obj.get('version')!r}; "
-                         f"this code reads version {_VERSION}")
+                         f"this code reads versions {', '.join(map(str, _READABLE_VERSIONS))}")
+    if obj["version"] >= 2:
+        stored = obj.pop(_DIGEST_KEY, None)
+        if stored != content_digest(obj):
+            raise ValueError(f"checkpoint {str(path)!r} is damaged: its content does not match the checksum written "
+                             f"with it; it was left in place ({_FIX})")
     return obj
 
 

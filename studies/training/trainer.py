@@ -24,6 +24,8 @@ from tqdm import tqdm
 
 from kuramoto.checks import check_bool, check_int
 from studies.cache import atomic_path
+from studies.files import write_bytes
+from studies.storage import netcdf_bytes
 from studies.rundir import changed_fields
 from studies.training.config import RESUMABLE_FIELDS, TrainConfig
 from studies.training.distributed import (
@@ -52,6 +54,7 @@ from studies.training.state import (
     _seed_all,
     _set_rng_state,
     _state_dict_differences,
+    with_digest,
 )
 
 __all__ = ["EvalFn", "LossFn", "SchedulerFactory", "Trainer", "train"]
@@ -125,7 +128,7 @@ class Trainer:
         metrics_name: file name (without ``.h5``) of the metrics file.
         resume: continue from ``out_dir/checkpoint.pt`` if it exists. With ``False`` an
             existing checkpoint is an error (it is never overwritten by a fresh run).
-        progress: show a tqdm bar per epoch (rank 0 only).
+        progress: show a tqdm bar per epoch (rank 0 only, and only when stderr is a terminal).
         scheduler: optional ``factory(optimizer) -> LR scheduler``, stepped after every
             optimizer step and checkpointed.
         collate_fn: passed to the DataLoader.
@@ -356,9 +359,10 @@ class Trainer:
                 "history": {"step": self._step_rows, "epoch": self._epoch_rows},
             }
             with atomic_path(self.checkpoint_path) as tmp:
-                torch.save(payload, tmp)
-            with atomic_path(self.metrics_path) as tmp:
-                self.history.to_netcdf(tmp, engine="h5netcdf")
+                torch.save(with_digest(payload), tmp)
+            # built in memory: HDF5 writing straight to a full disk can crash the interpreter. (No
+            # checksum: the history is a copy of the checkpoint's, which is checked and is what resumes.)
+            write_bytes(self.metrics_path, netcdf_bytes(self.history))
         if self.ctx.distributed:
             dist.barrier()
 
@@ -368,7 +372,7 @@ class Trainer:
         self._train_model.train()
         epoch_sum = _RunningSum()
         bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not (self.progress and self.ctx.is_main), dynamic_ncols=True)
+                   disable=None if self.progress and self.ctx.is_main else True, dynamic_ncols=True)
         non_blocking = self.device.type == "cuda"
         try:
             for batch in bar:

@@ -55,6 +55,20 @@ def kuramoto_problem(n: int, N: int = 16, seed: int = 0, batch: tuple[int, ...] 
     return field, x0
 
 
+def rotation_problem(n: int, *, skew_std: float, frequency_scale: float, N: int = 5, seed: int = 16):
+    """A pure rotation ``x' = Ωx`` (J = 0, no stimulus), whose flow is ``exp(tΩ)``: ``(field, omega, x0)``
+    in float64. Odd n: a random skew Ω per oscillator (entries of P with std ``skew_std``); even n:
+    frequencies ``frequency_scale · randn`` per component pair."""
+    g = torch.Generator().manual_seed(seed)
+    if n % 2:
+        omega = ku.Skew(n, groups=N, spatial_dims=0, init_std=skew_std, generator=g, learnable=False).double()
+    else:
+        omega = ku.Frequencies(frequency_scale * torch.randn(N, n // 2, generator=g, dtype=torch.float64))
+    field = ku.KuramotoField(ku.Dense(torch.zeros(N, N, dtype=torch.float64)), omega=omega)
+    x0 = ku.random_states(N, n=n, generator=g, dtype=torch.float64)
+    return field, omega, x0
+
+
 def reference(field, x0, t, rtol: float = 1e-13, atol: float = 1e-14) -> torch.Tensor:
     """States at ``t`` from the float64 SciPy reference."""
     with torch.no_grad():

@@ -8,7 +8,17 @@ import pytest
 import torch
 
 import kuramoto as ku
-from integrators import METHODS, AbstractSolver, SolverError, StepResult, Tableau, get_solver, solve, step_fixed
+from integrators import (
+    METHODS,
+    AbstractSolver,
+    SolverError,
+    StepResult,
+    Tableau,
+    check_pairing,
+    get_solver,
+    solve,
+    step_fixed,
+)
 
 from .problems import ALL, NATIVE_FIXED, kuramoto_problem
 
@@ -100,6 +110,26 @@ def test_solve_rejects_bad_pairings(small) -> None:
         solve(field, x0, t, "rk4", dt=-0.1)
     with pytest.raises(ValueError, match="dt: expected a finite non-zero step size"):
         solve(field, x0, t, "rk4", dt=float("nan"))
+
+
+def test_one_pairing_check_names_both_sides_for_every_caller() -> None:
+    """solve, step_fixed and the layers refuse a pairing through check_pairing: the message names
+    the caller's argument and the method, and says who asked."""
+    assert check_pairing("rk4", dt=0.1) is not None
+    cases = [
+        (dict(method="rk4"), r"dt: method 'rk4' takes fixed steps and needs dt in solve\(\)"),
+        (dict(method="rk4", dt=0.1, rtol=1e-3), r"rtol, atol: method 'rk4' does not use solve\(\)'s tolerances"),
+        (dict(method="dopri5", caller="a layer", fixed_steps=True), "method: 'dopri5' is adaptive, but a layer takes"),
+        (dict(method="rk4", caller="step_fixed()", dt=0.1, native=True),
+         r"method: step_fixed\(\) takes a native fixed-step method, got 'rk4'"),
+        (dict(method="rk4", dt=0.1, learnable_step="learn_gamma"), "learn_gamma: .*method 'rk4'"),
+        (dict(method="rk4", dt=0.1, checkpoint="adjoint"), "adjoint: .*method 'rk4'"),
+        (dict(method="scipy_reference", adjoint=True), "adjoint: method 'scipy_reference' gives no gradients"),
+    ]
+    for kwargs, match in cases:
+        method = kwargs.pop("method")
+        with pytest.raises(ValueError, match=match):
+            check_pairing(method, **kwargs)
 
 
 def test_solve_validates_its_inputs(small) -> None:

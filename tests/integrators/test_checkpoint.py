@@ -129,7 +129,7 @@ def test_a_tensor_the_field_reaches_by_a_closure_is_named_not_dropped() -> None:
 
 
 def test_adjoint_true_is_recursive_checkpointing_for_native_fixed_methods() -> None:
-    from integrators.solve import _check_adjoint
+    from integrators.inputs import check_adjoint as _check_adjoint
 
     for name in NATIVE_FIXED:
         assert _check_adjoint(True, get_solver(name)) == RecursiveCheckpoint()

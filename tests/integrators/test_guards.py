@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import kuramoto as ku
 from integrators import METHODS, Compiled, DriftWarning, get_solver, solve, step_fixed
 
-from .problems import ALL, REFERENCE, kuramoto_problem
+from .problems import ALL, REFERENCE, kuramoto_problem, rotation_problem
 
 FIXED = [m for m in ALL if not METHODS[m].adaptive]
 NOT_EXACT = [m for m in FIXED if not METHODS[m].exact_rotation]
@@ -141,14 +141,7 @@ def test_methods_that_rotate_exactly_take_any_rotation(method: str) -> None:
 def test_exact_rotation_claim_holds(method: str, n: int) -> None:
     """``exact_rotation`` is a tested claim: with J = 0 the flow is exp(tΩ) and one step of any
     size reproduces it (huge frequencies included)."""
-    g = torch.Generator().manual_seed(16)
-    N = 5
-    if n % 2:
-        omega = ku.Skew(n, groups=N, spatial_dims=0, init_std=20.0, generator=g, learnable=False).double()
-    else:
-        omega = ku.Frequencies(300 * torch.randn(N, n // 2, generator=g, dtype=torch.float64))
-    field = ku.KuramotoField(ku.Dense(torch.zeros(N, N, dtype=torch.float64)), omega=omega)
-    x0 = ku.random_states(N, n=n, generator=g, dtype=torch.float64)
+    field, omega, x0 = rotation_problem(n, skew_std=20.0, frequency_scale=300.0)
     solver = get_solver(method)
     with torch.no_grad():
         x = x0

@@ -14,7 +14,16 @@ import kuramoto as ku
 from integrators import METHODS, SolverError, solve, step_fixed
 from kuramoto.couplings import AbstractCoupling
 
-from .problems import ALL, DEVICES, NATIVE_FIXED, REFERENCE, adaptive_rtol, kuramoto_problem, reference
+from .problems import (
+    ALL,
+    DEVICES,
+    NATIVE_FIXED,
+    REFERENCE,
+    adaptive_rtol,
+    kuramoto_problem,
+    reference,
+    rotation_problem,
+)
 
 
 def _kwargs(method: str, dtype: torch.dtype, dt: float = 0.1) -> dict:
@@ -266,14 +275,7 @@ def test_lawson_without_frequencies_is_rk4_normalized() -> None:
 def test_exact_for_a_constant_generator(method: str, n: int) -> None:
     """With J = 0 and no stimulus the flow is the rotation exp(tΩ): Lie-group and Lawson methods
     reproduce it at any step size."""
-    g = torch.Generator().manual_seed(16)
-    N = 5
-    if n % 2:
-        omega = ku.Skew(n, groups=N, spatial_dims=0, init_std=1.0, generator=g, learnable=False).double()
-    else:
-        omega = ku.Frequencies(3 * torch.randn(N, n // 2, generator=g, dtype=torch.float64))
-    field = ku.KuramotoField(ku.Dense(torch.zeros(N, N, dtype=torch.float64)), omega=omega)
-    x0 = ku.random_states(N, n=n, generator=g, dtype=torch.float64)
+    field, omega, x0 = rotation_problem(n, skew_std=1.0, frequency_scale=3.0)
     with torch.no_grad():
         x, _, _ = step_fixed(field, x0, method=method, dt=0.25, steps=8)
         exact = omega.rotate(x0, 2.0)

@@ -102,6 +102,16 @@ def test_energy_formula_and_logged_energy():
     assert torch.allclose(field.logged_energy(x), logged, atol=1e-13)
 
 
+def test_both_energies_from_one_evaluation_of_J_are_the_energies():
+    field, g = _random_field(5, 2, 4, omega=False, blocks=False)
+    x = ku.random_states(3, 5, n=2, generator=g, dtype=torch.float64)
+    calls = []
+    field.coupling.register_forward_hook(lambda module, args, out: calls.append(1))
+    paper, logged = field.energies(x)
+    assert len(calls) == 1
+    assert torch.equal(paper, field.energy(x)) and torch.equal(logged, field.logged_energy(x))
+
+
 def test_meanfield_energy_is_order_parameter():
     g = torch.Generator().manual_seed(0)
     x = ku.random_states(4, 100, n=2, generator=g, dtype=torch.float64)

@@ -146,7 +146,7 @@ def test_conv_errors():
 # ----------------------------------------------------------------------------- attention
 
 def _ref_gta_rotations(H: int, W: int, head_dim: int) -> torch.Tensor:
-    """AKORN.md §2.2 initialisation, written out: [H, W, head_dim/2, 2, 2] rotations."""
+    """docs/AKORN.md §2.2 initialisation, written out: [H, W, head_dim/2, 2, 2] rotations."""
     F_ = math.ceil(head_dim / 4)
     out = torch.zeros(H, W, head_dim // 2, 2, 2, dtype=torch.float64)
     for r in range(H):
@@ -159,7 +159,7 @@ def _ref_gta_rotations(H: int, W: int, head_dim: int) -> torch.Tensor:
 
 
 def _ref_attention(att: Attention, f: torch.Tensor) -> torch.Tensor:
-    """Plain multi-head attention from AKORN.md §2.2 with the interleaved head split; f [B, C, H, W]."""
+    """Plain multi-head attention from docs/AKORN.md §2.2 with the interleaved head split; f [B, C, H, W]."""
     B, C, H, W = f.shape
     h, d, L = att.heads, C // att.heads, H * W
     flat = f.reshape(B, C, L)

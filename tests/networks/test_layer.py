@@ -47,7 +47,7 @@ def inputs(seed: int = 1, dtype=torch.float32, batch: int = B):
 
 @torch.no_grad()
 def reference_loop(layer: KuramotoLayer, c: torch.Tensor, x0: torch.Tensor, T: int, *, identity_omega: bool = False):
-    """AKORN.md §1.9 written out in the official [B, C/n, n, H, W] grouping; returns states and both energies."""
+    """docs/AKORN.md §1.9 written out in the official [B, C/n, n, H, W] grouping; returns states and both energies."""
     Bc, Cc, Hc, Wc = c.shape
     n = layer.n
     grp = lambda t: t.reshape(Bc, Cc // n, n, Hc, Wc)  # noqa: E731
@@ -363,7 +363,7 @@ def test_constructor_errors():
         KuramotoLayer(conv, N_OSC, C, t_span=(0, 1), method="dopri5", legacy_identity_omega=True)
     with pytest.raises(ValueError, match="t_span"):
         KuramotoLayer(conv, N_OSC, C, t_span=(1.0, 1.0), method="dopri5")
-    with pytest.raises(ValueError, match="dt: the fixed-step method 'rk4' needs dt"):
+    with pytest.raises(ValueError, match="dt: method 'rk4' takes fixed steps and needs dt in a continuous layer"):
         KuramotoLayer(conv, N_OSC, C, t_span=(0, 1), method="rk4")
     with pytest.raises(ValueError, match="dt: a discrete layer steps with gamma"):
         KuramotoLayer(conv, N_OSC, C, dt=0.1)
@@ -451,3 +451,58 @@ def test_use_integrator_swaps_the_update_and_scales_the_step_at_test_time():
     continuous = KuramotoLayer(make_coupling("conv"), N_OSC, C, t_span=(0.0, 1.0), method="dopri5")
     with pytest.raises(ValueError, match="continuous layer"):
         continuous.use_integrator("euler_normalized")
+
+
+def test_an_ambient_method_that_leaves_the_sphere_inside_a_layer_says_so():
+    # torchdiffeq's rk4 does not renormalise: at γ = 1 with a strong stimulus |x| grew to 5-7
+    # without a word before solve checked the drift
+    import integrators
+
+    layer = KuramotoLayer(make_coupling("conv", seed=5), N_OSC, C, steps=8, gamma=1.0, method="rk4")
+    c, x0 = inputs(23)
+    with pytest.warns(integrators.DriftWarning, match="left the sphere"):
+        out = layer(3 * c, x0)
+    assert (to_oscillators(out, N_OSC).norm(dim=-1) - 1).abs().max() > 0.05  # returned as computed, not hidden
+    native = KuramotoLayer(make_coupling("conv", seed=5), N_OSC, C, steps=8, gamma=1.0, method="rk4_normalized")
+    assert (to_oscillators(native(3 * c, x0), N_OSC).norm(dim=-1) - 1).abs().max() < 1e-5
+
+
+def test_stimulus_init_with_an_all_zero_group_has_a_defined_answer():
+    c, _ = inputs(15)
+    c[0, :N_OSC, 1, 2] = 0.0  # one oscillator of one position: no direction (allowed by the docstring)
+    c[1, N_OSC:, :, 3] = 0.0  # a whole column of the other oscillator
+    x = initial_state(c, N_OSC, "stimulus", generator=gen(4))
+    norms = to_oscillators(x, N_OSC).norm(dim=-1)
+    assert torch.isfinite(x).all() and torch.allclose(norms, torch.ones_like(norms), atol=1e-6)
+    unit_c = to_features(F.normalize(to_oscillators(c, N_OSC), dim=-1))
+    nonzero = to_oscillators(c, N_OSC).norm(dim=-1, keepdim=True).expand(-1, -1, -1, -1, N_OSC) > 0
+    torch.testing.assert_close(to_oscillators(x, N_OSC)[nonzero], to_oscillators(unit_c, N_OSC)[nonzero])
+    assert torch.equal(x, initial_state(c, N_OSC, "stimulus", generator=gen(4)))  # reproducible
+    layer = KuramotoLayer(make_coupling("conv"), N_OSC, C, steps=3)
+    out = layer(c, x)
+    assert torch.isfinite(out).all()  # before: NaN at every position a zero group reached
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_stimulus_and_initial_state_are_named(bad):
+    layer = KuramotoLayer(make_coupling("conv"), N_OSC, C, steps=2)
+    c, x0 = inputs(16)
+    c_bad = c.clone()
+    c_bad[1, 3, 2, 0] = bad
+    for call in (lambda: layer(c_bad, x0), lambda: layer.field(c_bad), lambda: initial_state(c_bad, N_OSC)):
+        with pytest.raises(ValueError, match=r"c: contains NaN or inf \(first at index \(1, 3, 2, 0\)\)"):
+            call()
+    x_bad = x0.clone()
+    x_bad[0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match="x0: contains NaN or inf"):
+        layer(c, x_bad)
+
+
+def test_nan_image_is_named_by_the_models():
+    from networks import AKOrNClassifier
+
+    model = AKOrNClassifier(in_channels=3, num_classes=2, width=8, depth=1, n=2, steps=1, kernel_sizes=3)
+    images = torch.rand(1, 3, 8, 8)
+    images[0, 1, 2, 3] = float("nan")
+    with pytest.raises(ValueError, match="images: contains NaN or inf"):
+        model(images)

@@ -1,9 +1,9 @@
 """Official AKOrN checkpoints: the converted model reproduces the official forward.
 
 The official code is not a dependency: ``official_*_state_dict`` build state_dicts with the
-official key layout and shapes (read from its module tree: ``source/models/*/knet.py``,
-``source/layers/klayer.py``, ``common_layers.py``), and ``official_*_forward`` are small functional
-re-statements of the official forward passes that read those dicts by their official names.
+official key layout and shapes (read from its module tree: ``source/models/*/knet.py``, the
+official repository's ``source/layers/klayer.py`` and the official ``source/layers/common_layers.py``),
+and ``official_*_forward`` are small functional re-statements of the official forward passes that read those dicts by their official names.
 """
 
 import math
@@ -205,7 +205,7 @@ def _resff(W, p, x, padding=0):
 
 
 def official_sudoku_forward(W, digits, noise, *, n, L, T, heads, nl=True):
-    """source/models/sudoku/knet.py: x0 = given·c + (1 − given)·noise; KLayer; readout; out head."""
+    """The official repository's source/models/sudoku/knet.py: x0 = given·c + (1 − given)·noise; KLayer; readout; out head."""
     c = W["embedding.weight"][digits].permute(0, 3, 1, 2)
     given = (digits > 0).to(c.dtype).unsqueeze(1)
     x = given * c + (1 - given) * noise
@@ -218,7 +218,7 @@ def official_sudoku_forward(W, digits, noise, *, n, L, T, heads, nl=True):
 
 
 def official_classifier_forward(W, images, noise, *, n, L, T, ro_n=2, ro_k=3, J="conv", heads=2):
-    """source/models/classification/knet.py: one strided conv for x and c, KLayer, readout, pool, linear."""
+    """The official repository's source/models/classification/knet.py: one strided conv for x and c, KLayer, readout, pool, linear."""
     c = F.conv2d((images - 0.5) / 0.5, W["conv0.weight"], padding=1)
     x = noise
     pad = ro_k // 2
@@ -233,7 +233,7 @@ def official_classifier_forward(W, images, noise, *, n, L, T, ro_n=2, ro_k=3, J=
 
 
 def official_objects_forward(W, images, noise, *, n, L, T, heads, psize, gta=True, J="attn", c_norm="gn"):
-    """source/models/objs/knet.py: patchify, (+ PE), KLayer (identity-Ω quirk), readout, max-pool head."""
+    """The official repository's source/models/objs/knet.py: patchify, (+ PE), KLayer (identity-Ω quirk), readout, max-pool head."""
     c = F.conv2d((images - 0.5) / 0.5, W["patchfy.1.weight"], W["patchfy.1.bias"], stride=psize)
     x = noise
     if "pemb_c" in W:
@@ -266,6 +266,16 @@ def _assert_official(ours, reference, W, dtype):
     assert err <= 4 * own_rounding + 1e-6 * float(ref64.abs().max())
 
 
+def _loaded_forward(model, W, dtype, *, size, seeds):
+    """``model`` with the official weights ``W`` in ``dtype`` on two random ``size × size`` images
+    (drawn from ``seeds[0]``; the model's noise from ``seeds[1]``): ``(images, logits)``."""
+    load_official(model, W)
+    model = model.to(dtype).eval()
+    images = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(seeds[0]), dtype=dtype)
+    with torch.no_grad():
+        return images, model(images, generator=torch.Generator().manual_seed(seeds[1]))
+
+
 DTYPES = [torch.float32, torch.float64]
 
 
@@ -294,11 +304,7 @@ def test_sudoku_logits_equal_the_official_forward(dtype, omega):
 def test_classifier_logits_equal_the_official_forward(dtype):
     W = official_classifier_state_dict(1, ch=8, n=2, L=2, ksizes=[5, 3])
     model = nw.AKOrNClassifier(width=8, depth=2, n=2, steps=2, kernel_sizes=(5, 3))
-    load_official(model, W)
-    model = model.to(dtype).eval()
-    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3), dtype=dtype)
-    with torch.no_grad():
-        ours = model(images, generator=torch.Generator().manual_seed(4))
+    images, ours = _loaded_forward(model, W, dtype, size=16, seeds=(3, 4))
     noise = _noise((2, 8, 16, 16), 4, dtype)
     _assert_official(ours, lambda Wd, dt: official_classifier_forward(Wd, images.to(dt), noise.to(dt), n=2, L=2, T=2),
                      W, dtype)
@@ -316,11 +322,7 @@ def test_object_model_logits_equal_the_official_forward(dtype, variant):
     W = official_objects_state_dict(2, ch=32, n=4, L=2, heads=4, grid=4, psize=8, **off)
     model = nw.ObjectAKOrN(image_size=32, width=32, depth=2, n=4, steps=3, heads=4, patch_size=8,
                            legacy_identity_omega=True, **ours_kw)
-    load_official(model, W)
-    model = model.to(dtype).eval()
-    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(6), dtype=dtype)
-    with torch.no_grad():
-        ours = model(images, generator=torch.Generator().manual_seed(8))
+    images, ours = _loaded_forward(model, W, dtype, size=32, seeds=(6, 8))
     noise = _noise((2, 32, 4, 4), 8, dtype)
     _assert_official(ours, lambda Wd, dt: official_objects_forward(
         Wd, images.to(dt), noise.to(dt), n=4, L=2, T=3, heads=4, psize=8, gta=off["gta"], J=off["J"],

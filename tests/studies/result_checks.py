@@ -50,6 +50,19 @@ def assert_units_and_long_names(ds: xr.Dataset, vocabulary: frozenset[str] | Non
                 f"{name}: standard_name {std!r} with units {var.attrs.get('units')!r}"
 
 
+def assert_documented(ds: xr.Dataset, config: object, numeric_kinds: str) -> None:
+    """The schema promises of a quick run: every variable has a ``long_name`` and every one of a
+    dtype kind in ``numeric_kinds`` has ``units``; the stored config reads back as ``config``; the
+    provenance attributes are there."""
+    for name, var in ds.variables.items():
+        assert "long_name" in var.attrs, name
+        if var.dtype.kind in numeric_kinds:
+            assert "units" in var.attrs, name
+    assert type(config).from_json(ds.attrs["config"]) == config
+    for key in ("seed", "akorn_version", "torch_version", "numpy_version", "git_commit"):
+        assert key in ds.attrs
+
+
 def nan_variables(ds: xr.Dataset) -> list[str]:
     """Names of the variables that hold a NaN."""
     return [str(n) for n, v in ds.variables.items() if v.dtype.kind in "fc" and bool(np.isnan(v.values).any())]

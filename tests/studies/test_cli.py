@@ -162,6 +162,12 @@ def test_run_command_maps_failures_to_exit_statuses(capsys):
     assert capsys.readouterr().err == "akorn demo: error: no run in 'x'\n"
     assert cli.run_command("akorn demo", parser, _raiser(KeyboardInterrupt()), resume="rerun to go on") == 130
     assert capsys.readouterr().err == "\nakorn demo: interrupted; rerun to go on\n"
+    oom = RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 800000000000 bytes. Error code 12 (Cannot allocate memory)")
+    assert cli.run_command("akorn demo", parser, _raiser(oom)) == 1
+    assert capsys.readouterr().err == "akorn demo: error: out of memory (800 GB requested); use smaller sizes\n"
+    assert cli.run_command("akorn demo", parser, _raiser(MemoryError())) == 1
+    assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(RuntimeError):  # not a user's error: a bug keeps its traceback
         cli.run_command("akorn demo", parser, _raiser(RuntimeError("bug")))
     with pytest.raises(ValueError):  # errors= narrows what counts as the user's

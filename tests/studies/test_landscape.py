@@ -13,6 +13,8 @@ import kuramoto as ku  # noqa: E402
 from studies import landscape  # noqa: E402
 from studies.config import ConfigError  # noqa: E402
 
+from .result_checks import assert_documented  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def hopfield(tmp_path_factory):
@@ -30,13 +32,7 @@ def test_quick_preset_run_has_documented_schema(hopfield):
                  "basin_size", "basin_count", "minimum_state", "max_energy_increase", "energy_monotone",
                  "projection_t", "contour_energy"):
         assert name in ds, name
-    for name, var in ds.variables.items():
-        assert "long_name" in var.attrs, name
-        if var.dtype.kind in "fiu":
-            assert "units" in var.attrs, name
-    assert landscape.Config.from_json(ds.attrs["config"]) == config
-    for key in ("seed", "akorn_version", "torch_version", "numpy_version", "git_commit"):
-        assert key in ds.attrs
+    assert_documented(ds, config, numeric_kinds="fiu")
     with xr.open_dataset(path) as plain:
         assert "energy_t" in plain
     png = landscape.plot(ds, path.with_suffix(".png"))

@@ -291,3 +291,22 @@ def test_uptile_validates_inputs():
         uptile(None, x, 2, 8)
     with pytest.raises(ValueError, match="model_fn"):
         uptile(lambda z: z.mean(dim=1), x, 2, 8)
+
+
+def test_fg_ari_empty_rule_one_is_the_official_evaluation():
+    rng = np.random.default_rng(3)
+    true = rng.integers(0, 4, (10, 6, 6))
+    true[4] = 0  # one image of ten without foreground
+    true[4, 0, 0] = -1
+    pred = rng.integers(0, 3, (10, 6, 6))
+    # the official eval_obj.py: sklearn's adjusted_rand_score on the foreground pixels of every image
+    official = np.array([adjusted_rand_score(t[t > 0], p[t > 0]) for t, p in zip(true, pred)])
+    assert official[4] == 1.0
+    one = fg_ari(true, pred, empty="one")
+    np.testing.assert_allclose(one, official, rtol=0, atol=1e-15)
+    skip = fg_ari(true, pred)
+    assert np.isnan(skip[4]) and np.array_equal(np.delete(skip, 4), np.delete(one, 4))
+    assert summarize(one).mean == pytest.approx(official.mean()) and summarize(one).count == 10
+    assert summarize(skip).count == 9
+    with pytest.raises(ValueError, match="empty: expected one of 'skip', 'one'"):
+        fg_ari(true, pred, empty="zero")

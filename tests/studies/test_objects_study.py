@@ -409,3 +409,29 @@ def test_train_then_eval_end_to_end_through_the_command(tmp_path, capsys):
     tiled = storage.open_dataset(run / "eval-uptile2.h5", study="objects")
     assert tiled.sizes["fy"] == 2 * ds.sizes["fy"] and int(tiled.attrs["uptile"]) == 2
     assert S.eval_path(S.Config(eval_steps=16, clusters=5), run).name == "eval-T16-K5.h5"
+
+
+def test_the_empty_foreground_rule_is_an_option_stated_in_the_results():
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = ObjectAKOrN.tiny(patch_size=4)
+    scenes = make_scenes("tetrominoes", 4, seed=2)
+    masks = scenes.masks.copy()
+    masks[1] = 0
+    counts = scenes.num_objects.copy()
+    counts[1] = 0
+    scenes = dataclasses.replace(scenes, masks=masks, num_objects=counts)
+    skip = evaluate(model, scenes, clusters=4, batch_size=4, num_examples=1, seed=0)
+    one = evaluate(model, scenes, clusters=4, batch_size=4, num_examples=1, seed=0, fg_ari_empty="one")
+    assert np.isnan(skip["fg_ari"].values[1]) and one["fg_ari"].values[1] == 1.0
+    assert float(one["fg_ari_mean"]) == pytest.approx(np.mean(one["fg_ari"].values))
+    assert int(skip["images_scored"]) == 3 and int(one["images_scored"]) == 4
+    assert skip.attrs["fg_ari_empty"] == "skip" and one.attrs["fg_ari_empty"] == "one"
+    assert "official" in one.attrs["fg_ari_empty_rule"] and "official" in one["fg_ari_mean"].attrs["empty_foreground"]
+    config = S.Config.preset("quick", fg_ari_empty="one")
+    assert S.eval_path(config, "run").name == "eval-empty-one.h5"
+    assert S.eval_path(S.Config(), "run").name == "eval.h5"
+    assert "fg_ari_empty" in S.EVAL_FIELDS  # an evaluation setting: it never blocks evaluating a trained run
+    with pytest.raises(ValueError, match="fg_ari_empty"):
+        evaluate(model, scenes, clusters=4, fg_ari_empty="zero")

@@ -46,3 +46,52 @@ def test_missing_and_bad_files(tmp_path):
 
 def test_changed_fields_skips_the_resumable_ones():
     assert changed_fields({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4}, resumable={"b"}) == ["c", "d"]
+
+
+def test_run_directory_refuses_a_tag_that_leaves_out(tmp_path):
+    from studies.rundir import run_directory
+
+    assert run_directory(tmp_path, "quick", "akorn") == tmp_path / "quick" / "akorn"
+    for tag in ("../../escape", "..", "a/b", ""):
+        with pytest.raises(ConfigError) as info:
+            run_directory(tmp_path, tag, "akorn")
+        assert info.value.field == "tag" and repr(tag) in str(info.value)
+
+
+def test_start_over_removes_only_the_runs_files(tmp_path):
+    from studies.rundir import start_over
+
+    for name in (CONFIG_NAME, "settings.json", CHECKPOINT_NAME, "train.h5", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    removed = start_over(tmp_path, extra=("train.h5",))
+    assert sorted(p.name for p in removed) == sorted([CONFIG_NAME, "settings.json", CHECKPOINT_NAME, "train.h5"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_run_directory_has_one_writer(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from studies.files import LockedError
+    from studies.rundir import claim
+
+    run = tmp_path / "quick" / "akorn"
+    code = ("import sys, time\nfrom studies.rundir import claim\nwith claim(sys.argv[1]):\n"
+            "    print('locked', flush=True)\n    time.sleep(60)\n")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", code, str(run)], stdout=subprocess.PIPE, text=True,
+                            env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=f"pid {proc.pid}.*--tag"):
+            with claim(run):
+                pass
+        with claim(run, writer=False):  # DDP ranks other than 0 take no lock
+            pass
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    with claim(run):
+        pass

@@ -130,6 +130,71 @@ def test_truncated_corrupt_and_foreign_files_get_clear_errors(tmp_path):
         storage.open_dataset(path, study="sync")
 
 
+# -- checksums: a file edited or damaged after it was written is refused -----------------------------
+
+def _result(t0: int = 0, m: int = 4) -> xr.Dataset:
+    ds = _example(t0, m)
+    ds.attrs = storage.result_attrs("demo", json.dumps({"a": 1}), 0, chunks_done=1)
+    return ds
+
+
+def test_an_edited_attribute_fails_the_checksum(tmp_path):
+    import h5py
+
+    path = storage.write_dataset(_result(), tmp_path / "r.h5", unlimited="time")
+    storage.open_dataset(path)  # intact
+    with h5py.File(path, "a") as fh:
+        fh.attrs["chunks_done"] = 99
+    before = path.read_bytes()
+    with pytest.raises(storage.StorageError) as info:
+        storage.open_dataset(path)
+    message = str(info.value)
+    assert str(path) in message and "checksum" in message and "--overwrite" in message and "\n" not in message
+    assert path.read_bytes() == before  # never modified
+
+
+def test_zeroed_bytes_inside_the_data_are_refused(tmp_path):
+    ds = _result(0, 1000)  # enough rows that the middle of the file is data
+    path = storage.write_dataset(ds, tmp_path / "r.h5", unlimited="time", checkpoint={"state": np.ones((64, 64))})
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 2048] = bytes(2048)
+    path.write_bytes(bytes(data))
+    with pytest.raises(storage.StorageError, match="checksum|corrupt"):
+        storage.open_dataset(path)
+    with pytest.raises(storage.StorageError, match="checksum|corrupt"):
+        storage.read_checkpoint(path)
+
+
+def test_appends_keep_the_checksum_valid(tmp_path):
+    path = storage.write_dataset(_result(0, 2), tmp_path / "r.h5", unlimited="time", checkpoint={"s": np.zeros(3)})
+    storage.append(path, _example(2, 2), attrs={"chunks_done": 2}, checkpoint={"s": np.ones(3)})
+    assert storage.open_dataset(path).attrs["chunks_done"] == 2
+    np.testing.assert_array_equal(storage.read_checkpoint(path)["s"], np.ones(3))
+
+
+def test_different_config_is_named_key_by_key(tmp_path):
+    class Config:
+        def __init__(self, **fields):
+            self.fields = fields
+
+        def to_dict(self):
+            return dict(self.fields)
+
+        def to_json(self):
+            return json.dumps(self.fields, sort_keys=True)
+
+    ds = _example()
+    ds.attrs = storage.result_attrs("demo", Config(k_max=4.0, seeds=3).to_json(), 0)
+    path = storage.write_dataset(ds, tmp_path / "r.h5")
+    with pytest.raises(storage.StorageError) as info:
+        storage.finished_result(path, Config(k_max=5.0, seeds=3), "demo", overwrite=False)
+    message = str(info.value)
+    assert "k_max: 4.0 in the file, 5.0 now" in message and "seeds" not in message and "{" not in message
+    assert storage.finished_result(path, Config(k_max=5.0, seeds=3), "demo", overwrite=True) is None
+    assert storage.config_difference("{not json", Config(a=1)) == "its stored config is not valid JSON"
+
+
 # -- SIGKILL in the middle of a streamed run, then resume -----------------------------------------
 
 _SCRIPT = textwrap.dedent("""

@@ -518,3 +518,21 @@ def test_cli_reports_bad_options_by_name(capsys) -> None:
         _cli(["eval", "--t-eval", "16", "--vote-t", "32"])
     assert "--vote-t" in capsys.readouterr().err
     assert _cli([]) == 2
+
+
+def test_a_damaged_checkpoint_is_refused_until_train_overwrite(tmp_path, cache, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("AKORN_CACHE", str(cache))
+    argv = ["train", "--model", "transformer", "--out", str(tmp_path)] + TINY
+    assert _cli(argv) == 0
+    ckpt = tmp_path / "tiny" / "transformer" / "checkpoint.pt"
+    data = bytearray(ckpt.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 2048] = bytes(2048)
+    ckpt.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert _cli([*argv[:-2], "--epochs", "2", "--tag", "tiny"]) == 1  # resuming would trust the damaged bytes
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(ckpt) in err and "--overwrite" in err
+    assert _cli([*argv, "--overwrite"]) == 0
+    load_model_weights(ckpt, build_model(TrainSettings(box=(2, 2), width=16, heads=4, model="transformer")),
+                       ema=True)

@@ -64,3 +64,21 @@ def test_sync_sweep_on_two_worker_local_cluster_equals_in_process(tmp_path):
             xr.testing.assert_identical(local[name].drop_attrs(), clustered[name].drop_attrs())
     # with random frequencies each seed is its own task: seeds must differ
     assert not np.allclose(local["r"].isel(seed=0), local["r"].isel(seed=1))
+
+
+def test_a_local_cluster_does_not_need_port_8787():
+    # Another Dask cluster on the machine (another user, another run) holds the default HTTP port:
+    # before, the scheduler warned and moved, which a run with warnings as errors did not survive.
+    import socket
+
+    holder = socket.socket()
+    try:
+        try:
+            holder.bind(("0.0.0.0", 8787))
+            holder.listen()
+        except OSError:
+            pass  # already held by someone else: the same situation
+        with Sweep(workers=0, progress=False) as sweep:
+            assert sweep.map(abs, [-1, -2]) == [1, 2]
+    finally:
+        holder.close()

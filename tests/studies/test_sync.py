@@ -16,6 +16,8 @@ from studies.config import ConfigError  # noqa: E402
 from studies.sync import model as sync_model  # noqa: E402
 from studies.sync import plots as sync_plots  # noqa: E402
 
+from .result_checks import assert_documented  # noqa: E402
+
 
 def test_quick_preset_is_the_documented_default():
     c = sync.Config()
@@ -37,13 +39,7 @@ def test_scaled_down_quick_run_has_documented_schema(tmp_path):
     for name in ("r", "r_fluctuation", "r_theory", "K_c", "r_incoherent", "omega_max", "solver_nfe", "solver_steps",
                  "solver_status"):
         assert name in ds, name
-    for name, var in ds.variables.items():
-        assert "long_name" in var.attrs, name
-        if var.dtype.kind in "fiuc":
-            assert "units" in var.attrs, name
-    assert sync.Config.from_json(ds.attrs["config"]) == config
-    for key in ("seed", "akorn_version", "torch_version", "numpy_version", "git_commit"):
-        assert key in ds.attrs
+    assert_documented(ds, config, numeric_kinds="fiuc")
     assert int(ds.attrs["complete"]) == 1
     assert float(ds["K_c"]) == pytest.approx(1.0)
     np.testing.assert_allclose(ds["r_theory"].values, [0, 0, np.sqrt(1 - 1 / 2), np.sqrt(1 - 1 / 3), np.sqrt(0.75)])

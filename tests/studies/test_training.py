@@ -385,8 +385,9 @@ def test_load_model_weights_raw_and_ema(tmp_path):
         load_model_weights(tmp_path / "plain", linear())
 
 
-def test_progress_bar_is_shown_on_the_main_process(tmp_path, capsys):
+def test_progress_bar_is_shown_on_the_main_process_on_a_terminal(tmp_path, capsys, monkeypatch):
     assert is_main_process()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal; a log gets no bar (test_cli_errors)
     train(linear(), mse, regression_data(), TrainConfig(epochs=2, batch_size=8, device="cpu", checkpoint_every=2),
           out_dir=tmp_path)
     err = capsys.readouterr().err
@@ -499,3 +500,59 @@ def test_ddp_under_torchrun_matches_one_process(tmp_path):
     for rank in (0, 1):
         assert f"rank {rank} main {rank == 0} steps 12 batch 4" in proc.stdout
     check_matches_single_process(tmp_path / "ddp", tmp_path / "single")
+
+
+# -- checksums: damaged checkpoint bytes are refused, not loaded ------------------------------------
+
+def _zero_inside_largest_tensor(path: Path, count: int = 2048) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    assert info.file_size >= count + 256
+    with open(path, "r+b") as fh:
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = int.from_bytes(fh.read(2), "little"), int.from_bytes(fh.read(2), "little")
+        fh.seek(info.header_offset + 30 + name_len + extra_len + 128)
+        fh.write(bytes(count))
+
+
+def test_zeroed_bytes_in_a_checkpoint_are_refused(tmp_path):
+    data = regression_data(n=16, d=32)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-2, device="cpu")
+
+    def wide() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(32, 32), nn.Linear(32, 1))
+
+    def loss(model, batch):
+        x, y = batch
+        return ((model(x).squeeze(-1) - y) ** 2).mean()
+
+    Trainer(wide(), loss, data, cfg, out_dir=tmp_path, progress=False).fit()
+    path = tmp_path / CHECKPOINT_NAME
+    load_model_weights(path, wide(), ema=False)  # intact
+    _zero_inside_largest_tensor(path)
+    before = path.read_bytes()
+    for attempt in (lambda: Trainer(wide(), loss, data, cfg.__class__(**{**cfg.to_dict(), "epochs": 2}),
+                                    out_dir=tmp_path, progress=False),
+                    lambda: load_model_weights(path, wide(), ema=False)):
+        with pytest.raises(ValueError) as info:
+            attempt()
+        message = str(info.value)
+        assert str(path) in message and "--overwrite" in message and "\n" not in message
+        assert "checksum" in message or "cannot be read" in message
+    assert path.read_bytes() == before
+
+
+def test_checkpoints_of_version_1_without_checksum_still_load(tmp_path):
+    from studies.training import state
+
+    Trainer(linear(), mse, regression_data(), TrainConfig(epochs=1, batch_size=8, device="cpu"), out_dir=tmp_path,
+            progress=False).fit()
+    path = tmp_path / CHECKPOINT_NAME
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["sha256"] == state.content_digest({k: v for k, v in ckpt.items() if k != "sha256"})
+    del ckpt["sha256"]
+    torch.save({**ckpt, "version": 1}, path)
+    load_model_weights(path, linear(), ema=False)
