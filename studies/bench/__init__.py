@@ -30,6 +30,7 @@ SUITES = {
     "core": "studies.bench.core",
     "integrators": "studies.bench.integrators",
     "networks": "studies.bench.networks",
+    "peers": "studies.bench.peers",
     "readme": "studies.bench.readme",
 }
 
