@@ -304,6 +304,7 @@ examples:
   akorn sudoku eval --preset paper --rrn-csv sudoku-hard/test.csv
   akorn sudoku eval --models akorn --t-eval 16 64 --k 1 4 --vote-boards 20
   akorn sudoku eval --models akorn --step-scale 0.5 --t-eval 32 128 256   # γ/2: -> sudoku-step0.5.h5
+  akorn sudoku eval --pretrained                        # the shipped weights, no training needed
 
 An interrupted evaluation resumes from <out>/<tag>/sudoku.partial.h5."""
 
@@ -334,7 +335,11 @@ _train_options = _options("the run goes to <out>/<tag>/<model>/", {
                              "continue)"}})
 _eval_options = _options("reads <out>/<tag>/<model>/ and writes <out>/<tag>/sudoku.h5 and its plots", {
     "--memory-gb": {"type": positive_float, "default": 1.0, "metavar": "FLOAT",
-                    "help": "memory budget of one forward pass; sets the chunk size (default: 1.0)"}})
+                    "help": "memory budget of one forward pass; sets the chunk size (default: 1.0)"},
+    "--pretrained": {"action": "store_true",
+                     "help": "evaluate the weights shipped with the toolkit (studies/sudoku/weights/<preset>/, "
+                             "the README's table) instead of <out>/<tag>/<model>/; results go to "
+                             "<out>/pretrained-<preset>/ unless --tag is given"}})
 
 
 #: ``akorn sudoku train|eval`` (:mod:`studies.commands`).

@@ -55,6 +55,7 @@ from studies.sudoku.config import METRICS_NAME, MODELS, SCORES, SPLITS, EvalSett
 from studies.sudoku.dataset import SudokuData
 from studies.sudoku.metrics import board_accuracy, cell_accuracy, solved, vote
 from studies.sudoku.models import Prediction, accuracy_along, build_model, has_energy, predict
+from studies.sudoku.pretrained import pretrained_runs
 from studies.sudoku.results import Run, assemble, model_steps
 from studies.sudoku.train import apply_runtime, load_eval_data, load_train_data, read_settings
 from studies.training import CHECKPOINT_NAME, load_model_weights
@@ -353,9 +354,14 @@ def eval_command(config: EvalSettings, args: Any) -> Outcome:
     """``akorn sudoku eval``: evaluate the models of ``<out>/<tag>/`` into ``<out>/<tag>/<config.filename>``
     (locked while written: one writer per result file and its partial file)."""
     apply_runtime(args)
-    tag = args.tag or args.preset
+    if getattr(args, "pretrained", False):
+        runs = pretrained_runs(config.models, args.preset)
+        tag = args.tag or f"pretrained-{args.preset}"
+    else:
+        tag = args.tag or args.preset
+        runs = run_dirs(args.out, tag, config.models)
     path = run_directory(args.out, tag) / config.filename
     with exclusive(path):
-        ds = evaluate(config, run_dirs(args.out, tag, config.models), path=path, device=args.device,
+        ds = evaluate(config, runs, path=path, device=args.device,
                       memory_gb=args.memory_gb, workers=args.workers, progress=args.progress)
     return Outcome(dataset=ds, path=path)

@@ -26,7 +26,7 @@ from studies.training.distributed import (
     unwrap,
 )
 
-__all__ = ["CHECKPOINT_NAME", "content_digest", "load_model_weights", "seed_everything"]
+__all__ = ["CHECKPOINT_NAME", "content_digest", "load_model_weights", "read_checkpoint", "seed_everything", "with_digest"]
 
 
 _FORMAT = "akorn-training-checkpoint"
@@ -132,7 +132,7 @@ def _isolated_rng(device: torch.device) -> Iterator[None]:
             random.setstate(py_state)
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load and identify a checkpoint; a damaged one raises ValueError and is left untouched."""
     if not path.is_file():
         raise FileNotFoundError(f"path: no checkpoint at {str(path)!r}")
@@ -195,7 +195,7 @@ def load_model_weights(path: str | os.PathLike, model: nn.Module, ema: bool = Tr
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
-    ckpt = _read_checkpoint(path)
+    ckpt = read_checkpoint(path)
     state = ckpt["ema"] if ema else ckpt["model"]
     if state is None:
         raise ValueError(f"ema: checkpoint {str(path)!r} was trained without EMA (ema_decay=None); pass ema=False")

@@ -49,7 +49,7 @@ from studies.training.state import (
     CHECKPOINT_NAME,
     _format_diffs,
     _isolated_rng,
-    _read_checkpoint,
+    read_checkpoint,
     _rng_state,
     _seed_all,
     _set_rng_state,
@@ -201,7 +201,7 @@ class Trainer:
                                   "continue that run, or use another out_dir (a checkpoint is never overwritten "
                                   "by a fresh run)")
         if resume and self.checkpoint_path.exists():
-            self._restore(_read_checkpoint(self.checkpoint_path))
+            self._restore(read_checkpoint(self.checkpoint_path))
         else:
             _seed_all(config.seed + ctx.rank, self.generator)
             if self.ema is not None:
@@ -238,6 +238,9 @@ class Trainer:
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         path = str(self.checkpoint_path)
+        if ckpt.get("model") is None or "optimizer" not in ckpt:
+            raise ValueError(f"checkpoint {path!r} holds weights only (shipped weights, for evaluation): it cannot "
+                             f"resume training; train into another directory")
         saved_cfg = ckpt["config"]
         current = self.config.to_dict()
         changed = [f"{k}: checkpoint {saved_cfg.get(k, '<missing>')!r} vs now {current.get(k, '<missing>')!r}"

@@ -4,6 +4,7 @@ the ``akorn sudoku train|eval`` command end to end on tiny 4x4 runs."""
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -477,6 +478,40 @@ def test_step_scale_scales_the_kuramoto_step_at_test_time_only(trained, cache, m
     ds = open_dataset(trained / "tiny" / "sudoku-step0.5.h5", study="sudoku")
     assert "0.5" in ds.attrs["config"] and np.isfinite(ds.board_acc.sel(model="akorn", T=[2, 4])).all()
     assert "sudoku-step0.5.h5" in capsys.readouterr().out
+
+
+def test_shipped_weights_evaluate_like_their_run_and_record_how_they_were_trained(trained, cache, tmp_path,
+                                                                                    monkeypatch, capsys) -> None:
+    """``export`` keeps the EMA weights and provenance only; ``--pretrained`` evaluates them to the
+    numbers of the run they came from; a weights-only checkpoint cannot resume training."""
+    from studies.storage import open_dataset
+    from studies.sudoku import pretrained
+
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path / "weights")
+    for model in ("akorn", "itrsa"):
+        dest = pretrained.export(trained / "tiny" / model, "quick", trained_commit="abc123", note="tiny test run",
+                                 dest_root=tmp_path / "weights")
+        record = json.loads((dest / "trained.json").read_text())
+        assert record["trained_commit"] == "abc123" and record["config"]["model"] == model
+        assert record["epochs"] == 1 and record["seed"] == 0 and "git_commit" in record["exported_with"]
+        assert (dest / "checkpoint.pt").stat().st_size < (trained / "tiny" / model / "checkpoint.pt").stat().st_size
+    assert pretrained.available("quick") == ["akorn", "itrsa"]
+    with pytest.raises(ValueError, match="transformer.*shipped: akorn, itrsa"):
+        pretrained.pretrained_runs(("akorn", "transformer"))
+    with pytest.raises(ValueError, match="weight_set"):
+        pretrained.pretrained_runs(("akorn",), "../quick")
+    monkeypatch.setenv("AKORN_CACHE", str(cache))
+    args = EVAL[:-2] + ["--models", "akorn", "itrsa", "--no-plot"]
+    assert _cli(["eval", "--out", str(tmp_path / "out"), "--pretrained"] + args) == 0
+    assert _cli(["eval", "--out", str(trained), "--tag", "tiny", "--no-plot"] + args[:-1] + ["--no-plot"]) == 0
+    shipped = open_dataset(tmp_path / "out" / "pretrained-quick" / "sudoku.h5", study="sudoku")
+    original = open_dataset(trained / "tiny" / "sudoku.h5", study="sudoku")
+    for name in ("board_acc", "vote_board_acc", "along_board_acc"):
+        np.testing.assert_array_equal(shipped[name].values, original[name].sel(model=["akorn", "itrsa"]).values)
+    capsys.readouterr()
+    tiny = TINY[:-2] + ["--tag", "quick", "--steps", "2"]
+    code = _cli(["train", "--model", "akorn", "--out", str(tmp_path / "weights")] + tiny)
+    assert code != 0 and "weights only" in capsys.readouterr().err
 
 
 def test_interrupted_evaluation_resumes_with_the_same_result(trained, cache, tmp_path, monkeypatch) -> None:

@@ -239,9 +239,9 @@ def _parse(args: list[str] | None) -> argparse.Namespace:
                    help="folder holding PyPI kuramoto 0.4.0 (pip install --target DIR kuramoto==0.4.0; "
                         "default: $AKORN_PYPI_KURAMOTO or <cache>/kuramoto-0.4.0)")
     p.add_argument("--scipy-rtol", type=float, default=1e-8, help="W1: SciPy RK45's rtol = atol (default: 1e-8)")
-    p.add_argument("--w4-rtol", type=float, default=3e-8,
-                   help="W4: the toolkit's rtol (default: 3e-8, at which its error is below diffrax's at 1e-8)")
-    p.add_argument("--w4-atol", type=float, default=3e-8, help="W4: the toolkit's atol (default: 3e-8)")
+    p.add_argument("--w4-rtol", type=float, default=1e-7,
+                   help="W4: the toolkit's rtol (default: 1e-7, at which its error is below diffrax's at 1e-8)")
+    p.add_argument("--w4-atol", type=float, default=1e-7, help="W4: the toolkit's atol (default: 1e-7)")
     p.add_argument("--ref-tol", type=float, default=None,
                    help=f"the reference's rtol = atol (default: {problems.REF_TOL:g}; W3: {problems.REF_TOLS['W3']:g})")
     p.add_argument("--ref-check", nargs="*", choices=problems.WORKLOADS, default=None, metavar="W",

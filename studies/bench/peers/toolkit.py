@@ -85,7 +85,7 @@ def w3(w: Workload) -> tuple[str, Run]:
     return 'Compiled("lawson_rk4")', run
 
 
-def w4(w: Workload, rtol: float = 3e-8, atol: float = 3e-8) -> tuple[str, Run]:
+def w4(w: Workload, rtol: float = 1e-7, atol: float = 1e-7) -> tuple[str, Run]:
     """Dense adaptive: ``lawson_dopri5`` (Ω rotated exactly, so the controller resolves the coupling
     only) at ``rtol``/``atol``."""
     d = w.data
