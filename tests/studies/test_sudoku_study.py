@@ -514,6 +514,22 @@ def test_shipped_weights_evaluate_like_their_run_and_record_how_they_were_traine
     assert code != 0 and "weights only" in capsys.readouterr().err
 
 
+def test_the_shipped_quick_weights_load_into_their_models_and_say_how_they_were_trained() -> None:
+    from studies.sudoku import pretrained
+    from studies.sudoku.models import build_model
+    from studies.sudoku.train import read_settings
+
+    assert pretrained.available("quick") == ["akorn", "itrsa", "transformer"]
+    for model, run_dir in pretrained.pretrained_runs(("akorn", "itrsa", "transformer")).items():
+        settings = read_settings(run_dir)
+        record = json.loads((run_dir / "trained.json").read_text())
+        assert settings.model == model and record["config"] == settings.to_dict()
+        assert len(record["trained_commit"]) == 40 and record["epochs"] >= 1 and record["note"]
+        net = build_model(settings)
+        load_model_weights(run_dir, net, ema=True)  # checksum, names, shapes and dtypes checked
+        assert all(torch.isfinite(p).all() for p in net.parameters())
+
+
 def test_interrupted_evaluation_resumes_with_the_same_result(trained, cache, tmp_path, monkeypatch) -> None:
     config = EvalSettings(models=("akorn",), t_eval=(2, 4), k=(1, 3), test_boards=8, vote_boards=4, samples=2)
     runs = run_dirs(trained, "tiny", config.models)
