@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import decimal
+import os
 import re
 import sys
 import time
@@ -180,6 +181,13 @@ def run_command(command: str, parser: argparse.ArgumentParser, action: Callable[
         return action()
     except ConfigError as exc:
         config_error(parser, exc)
+    except BrokenPipeError:
+        # The reader of stdout has gone (``akorn sync | head``): the results are written; say
+        # nothing more, as Unix tools do (stdout to /dev/null, so the exit flush cannot fail again).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     except (*errors, CommandError, OSError) as exc:
         print(f"{command}: error: {one_line(exc)}", file=sys.stderr)
         return 1

@@ -260,3 +260,17 @@ def test_every_study_refuses_runs_that_cannot_finish_or_fit(argv, option, tmp_pa
     line = _one_line(err)
     assert code == 2 and f"argument {option}" in line, line
     assert time.monotonic() - started < 30 and not list(tmp_path.glob("*.h5"))
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """``akorn sync | head -1``: the run finishes and writes its file, and once the reader has gone
+    the command says nothing more and exits 0, as Unix tools do (no 'Broken pipe' error)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_WAIT_POLICY": "PASSIVE"}
+    argv = [sys.executable, "-c", "import sys; from studies.cli import main; sys.exit(main())", "sync", *TINY,
+            "--out", str(tmp_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=env) as proc:
+        first = proc.stdout.readline()
+        proc.stdout.close()  # the reader goes away after one line
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=300) == 0, err
+    assert first.startswith(b"wrote") and err == "" and (tmp_path / "sync.h5").is_file()
