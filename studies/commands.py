@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import decimal
-import os
 import re
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from studies.config import ConfigError, field_options
-from studies.files import check_output_dir, exclusive
+from studies.files import check_output_dir, discard_stdout, exclusive
 from studies.protocol import Action, CommandError, Outcome, Study, Task, non_negative_int, scheduler_address
 from studies.registry import REGISTRY, Entry, load
 
@@ -181,12 +180,8 @@ def run_command(command: str, parser: argparse.ArgumentParser, action: Callable[
         return action()
     except ConfigError as exc:
         config_error(parser, exc)
-    except BrokenPipeError:
-        # The reader of stdout has gone (``akorn sync | head``): the results are written; say
-        # nothing more, as Unix tools do (stdout to /dev/null, so the exit flush cannot fail again).
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+    except BrokenPipeError:  # the reader of stdout has gone (``akorn sync | head``); the results are written
+        discard_stdout()
         return 0
     except (*errors, CommandError, OSError) as exc:
         print(f"{command}: error: {one_line(exc)}", file=sys.stderr)

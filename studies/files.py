@@ -45,8 +45,8 @@ try:
 except ImportError:  # pragma: no cover - Windows has no flock; locking is then skipped
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["DiskFullError", "LockedError", "atomic_path", "check_output_dir", "child_path", "exclusive",
-           "lock_path", "remove_stale_temporaries", "write_bytes"]
+__all__ = ["DiskFullError", "LockedError", "atomic_path", "check_output_dir", "child_path", "discard_stdout",
+           "exclusive", "lock_path", "remove_stale_temporaries", "write_bytes"]
 
 _SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # HDF5 reports a failed write inside its own message ("errno = 28, error message = ...").
@@ -298,3 +298,12 @@ def check_output_dir(out: str | os.PathLike) -> str | None:
     with contextlib.suppress(OSError):
         probe.unlink()
     return None
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (``akorn ... | head``): what is still
+    buffered, and any later print, then goes nowhere instead of raising ``BrokenPipeError`` again
+    when the interpreter flushes stdout on exit. Unix tools end quietly there; so do ours."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

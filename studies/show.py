@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from studies.files import discard_stdout
 from studies.registry import REGISTRY, load
 from studies.storage import StorageError, open_dataset
 
@@ -137,11 +138,7 @@ def _say(text: str) -> None:
     try:
         print(text, flush=True)
     except BrokenPipeError:
-        # Point stdout at /dev/null: what is still buffered, and any later print, then goes nowhere
-        # instead of failing again when the interpreter flushes stdout on exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        discard_stdout()
 
 
 def _open(path: Path) -> None:

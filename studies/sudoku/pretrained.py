@@ -56,10 +56,14 @@ def pretrained_runs(models: tuple[str, ...], weight_set: str = "quick") -> dict[
     if not isinstance(weight_set, str) or not weight_set or Path(weight_set).name != weight_set:
         raise ValueError(f"weight_set: expected the name of a folder in {WEIGHTS_DIR}, got {weight_set!r}")
     have = available(weight_set)
+    if not have:
+        shipped = sorted(p.name for p in WEIGHTS_DIR.iterdir() if available(p.name)) if WEIGHTS_DIR.is_dir() else []
+        raise ValueError(f"weight_set: no weights are shipped for {weight_set!r}; shipped sets: "
+                         f"{', '.join(shipped) or 'none'}")
     missing = [m for m in models if m not in have]
     if missing:
         raise ValueError(f"models: no shipped {weight_set!r} weights for {', '.join(missing)}; shipped: "
-                         f"{', '.join(have) or 'none'} (pass --models {' '.join(have) or '...'})")
+                         f"{', '.join(have)} (pass --models {' '.join(have)})")
     return {m: WEIGHTS_DIR / weight_set / m for m in models}
 
 

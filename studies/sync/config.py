@@ -143,7 +143,7 @@ class Config(StudyConfig):
                                             f"{DEFAULT_SDE_METHOD})")
         elif self.method not in SDE_METHODS:
             self._check_method()
-        if max(self.N) * self.n * 8.0 * 4 > available_memory():
+        if max(self.N) * self.n * _POPULATION_BYTES > available_memory():
             return  # no population of this size can be built; the run's cost check refuses it by name
         try:
             _check_stability(self.to_json())
@@ -192,6 +192,11 @@ class Config(StudyConfig):
     def stochastic(self) -> bool:
         return self.noise > 0
 
+
+
+#: Bytes per oscillator and sphere dimension that building one population for the stability check
+#: takes at most (frequencies, a float64 state and the field's temporaries: four float64 arrays).
+_POPULATION_BYTES = 4 * 8
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,7 +15,6 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from studies import storage, units
-from studies.config import ConfigError
 from studies.files import exclusive
 from studies.sweep import Sweep
 from studies.sync.analysis import TIME_ATTRS, finalize

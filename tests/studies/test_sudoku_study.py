@@ -500,10 +500,12 @@ def test_shipped_weights_evaluate_like_their_run_and_record_how_they_were_traine
         pretrained.pretrained_runs(("akorn", "transformer"))
     with pytest.raises(ValueError, match="weight_set"):
         pretrained.pretrained_runs(("akorn",), "../quick")
+    with pytest.raises(ValueError, match="no weights are shipped for 'paper'; shipped sets: quick"):
+        pretrained.pretrained_runs(("akorn",), "paper")
     monkeypatch.setenv("AKORN_CACHE", str(cache))
     args = EVAL[:-2] + ["--models", "akorn", "itrsa", "--no-plot"]
     assert _cli(["eval", "--out", str(tmp_path / "out"), "--pretrained"] + args) == 0
-    assert _cli(["eval", "--out", str(trained), "--tag", "tiny", "--no-plot"] + args[:-1] + ["--no-plot"]) == 0
+    assert _cli(["eval", "--out", str(trained), "--tag", "tiny"] + args) == 0
     shipped = open_dataset(tmp_path / "out" / "pretrained-quick" / "sudoku.h5", study="sudoku")
     original = open_dataset(trained / "tiny" / "sudoku.h5", study="sudoku")
     for name in ("board_acc", "vote_board_acc", "along_board_acc"):
