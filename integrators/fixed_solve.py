@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .base import AbstractSolver, TimeLike
 from .checkpoint import RecursiveCheckpoint, checkpointed_solve
-from .compiled import Compiled, inner_method
+from .compiled import Compiled, inner_method, uses_planes
 from .guards import step_counts
 from .solution import Progress, Recorder
 
@@ -113,11 +113,12 @@ def _solve_compiled(solver: Compiled, field: Any, x0: torch.Tensor, rec: Recorde
     fixed_t = torch.tensor(t_list[0], dtype=torch.float64, device=device) if getattr(field, "autonomous", False) \
         else None
     x, observe = x0, rec.observe
+    on_planes = uses_planes(solver.inner, field, x0)
     for i, a in enumerate(t_list[:-1]):
         for j in range(m):
             t = fixed_t if fixed_t is not None else \
                 torch.tensor(a + j * fuse * hi_value, dtype=torch.float64, device=device)
-            x, obs, total = program(solver.inner, fuse, field, t, hi, x, cache, observe)
+            x, obs, total = program(solver.inner, fuse, field, t, hi, x, cache, observe, on_planes)
         rec.record_computed(x, obs, total)
         _update_stats(rec, solver, (i + 1) * m * fuse)
         if progress is not None:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from kuramoto import normalize
+from kuramoto import normalize, planes
 
 from .adaptive import AbstractEmbeddedRK
 from .base import AbstractSolver, StepResult, TimeLike, require_attribute
@@ -103,18 +103,29 @@ class LawsonRK4(AbstractSolver):
         g, omega = _parts(field, self.name)
         if cache is None or not _same_step(cache.dt, dt):
             cache = LawsonCache(dt, _identity if omega is None else omega.rotation(0.5 * dt))
-        R = cache.rotation  # every rotation of the step is by h/2
-        half = 0.5 * dt
-        k1 = g(t, x)
-        # R is linear: R(x + c k1) = R x + c R k1, so two rotations serve k2's point and the end
-        x_half, rk1 = R(x), R(k1)
-        k2 = g(t + half, axpy(x_half, half, rk1))
-        k3 = g(t + half, axpy(x_half, half, k2))
-        # R(h) x + h R(h/2) k3 = R(h/2)(R(h/2) x + h k3): one rotation instead of two.
-        k4 = g(t + dt, R(axpy(x_half, dt, k3)))
-        # R(h) x + h/6 (R(h) k1 + 2 R(h/2)(k2 + k3) + k4) = R(R x + h/6 R k1 + h/3 (k2 + k3)) + h/6 k4
-        inner = axpy(axpy(x_half, dt / 6, rk1), dt / 3, k2 + k3)
-        return StepResult(normalize(axpy(R(inner), dt / 6, k4)), None, cache)
+        return StepResult(lawson_rk4_update(g, cache.rotation, axpy, normalize, t, dt, x), None, cache)
+
+    def step_planes(self, field: Any, t: TimeLike, dt: TimeLike, x: planes.Planes, cache: LawsonCache) -> planes.Planes:
+        """The same step on the component planes of a mean-field state (:mod:`kuramoto.planes`;
+        ``planes.supports(field, x0)`` must hold and ``cache`` come from :meth:`init` with ``dt``)."""
+        return lawson_rk4_update(lambda s, p: planes.coupling_term(field, p), planes.rotation(cache.rotation),
+                                 planes.axpy, planes.normalize, t, dt, x)
+
+
+def lawson_rk4_update(g: Any, R: Any, axpy: Any, normalize: Any, t: TimeLike, dt: TimeLike, x: Any) -> Any:
+    """One ``lawson_rk4`` step in the given algebra (states or planes): ``g`` the coupling term,
+    ``R`` the rotation by ``dt/2``, ``axpy(x, a, v) = x + a v``, ``normalize``."""
+    half = 0.5 * dt
+    k1 = g(t, x)
+    # R is linear: R(x + c k1) = R x + c R k1, so two rotations serve k2's point and the end
+    x_half, rk1 = R(x), R(k1)
+    k2 = g(t + half, axpy(x_half, half, rk1))
+    k3 = g(t + half, axpy(x_half, half, k2))
+    # R(h) x + h R(h/2) k3 = R(h/2)(R(h/2) x + h k3): one rotation instead of two.
+    k4 = g(t + dt, R(axpy(x_half, dt, k3)))
+    # R(h) x + h/6 (R(h) k1 + 2 R(h/2)(k2 + k3) + k4) = R(R x + h/6 R k1 + h/3 (k2 + k3)) + h/6 k4
+    inner = axpy(axpy(x_half, dt / 6, rk1), dt / 3, axpy(k2, 1.0, k3))
+    return normalize(axpy(R(inner), dt / 6, k4))
 
 
 class LawsonDopri5(AbstractEmbeddedRK):

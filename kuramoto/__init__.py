@@ -9,7 +9,7 @@ classic phase oscillator. See :class:`KuramotoField`, the couplings in
 """
 
 from . import _runtime  # noqa: F401  first: torch's OpenMP wait policy is read when torch loads
-from . import checks, couplings, frequencies, graphs, observables, theory
+from . import checks, couplings, frequencies, graphs, observables, planes, theory
 from .couplings import COUPLINGS, AbstractCoupling, Dense, MeanField, Sparse
 from .field import KuramotoField, energy, logged_energy, noise_shape, sphere_noise
 from .frequencies import (
@@ -55,7 +55,7 @@ __all__ = [
     "RotationPairs", "Skew", "Sparse", "assert_state", "check_state", "count_clusters", "couplings", "energy",
     "expmap", "frequencies", "from_phases", "gaussian", "geodesic_distance", "group_order_parameter", "inner",
     "local_order_parameter", "logged_energy", "lorentzian", "mean_field", "mean_frequency", "mean_phase",
-    "noise_shape", "normalize", "observables", "order_parameter", "phase_locking_value", "project", "random_states",
+    "noise_shape", "normalize", "observables", "order_parameter", "planes", "phase_locking_value", "project", "random_states",
     "sphere_noise", "theory",
     "to_phases", "uniform", "window_order_parameter",
 ]
