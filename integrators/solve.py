@@ -175,7 +175,8 @@ def solve(field: Any, x0: torch.Tensor, t: torch.Tensor | Sequence[float], metho
         adjoint: memory-saving gradients, exact for native methods. Native fixed-step methods:
             recursive checkpointing of the discrete map (``True`` is
             :class:`~integrators.RecursiveCheckpoint` ``()``: segments of ``√(T / (3·stages))``
-            steps, one snapshot per segment; pass an instance for another trade-off), the same
+            steps and the fewest snapshots with which no segment is re-run more than twice;
+            pass an instance for another trade-off), the same
             gradient as backprop to round-off. Native adaptive methods: each step recomputed in
             backward (accepted step sizes held fixed). torchdiffeq methods: ``odeint_adjoint``
             over the field's parameters (and its stimulus if it requires grad) with the

@@ -56,10 +56,13 @@ def test_binomial_schedule_for_every_fixed_step_method(method: str) -> None:
         torch.testing.assert_close(b, a, rtol=0, atol=GRAD_ATOL)
 
 
-@pytest.mark.parametrize("snapshots", [0, 1, 2, 3, None])
-def test_snapshots_bound_the_states_kept_and_the_reruns(snapshots: int | None) -> None:
+@pytest.mark.parametrize("snapshots, repetitions", [(0, None), (1, None), (2, None), (3, None), (None, 1),
+                                                    (None, 2), (None, 3), (None, None)])
+def test_snapshots_bound_the_states_kept_and_the_reruns(snapshots: int | None, repetitions: int | None) -> None:
     """The forward pass keeps x0 and at most ``snapshots`` states; backward re-runs each step at most
-    ``r`` times with C(s + r, s) ≥ the number of segments (Griewank's bound), plus once with a graph."""
+    ``r`` times with C(s + r, s) ≥ the number of segments (Griewank's bound), plus once with a graph.
+    Given ``repetitions`` (default 2) instead, the budget is the fewest snapshots that bound the
+    re-runs by it."""
     field, x0, c = _learnable(seed=72)
     T = 20
     counter = {"no_grad": 0}
@@ -71,7 +74,7 @@ def test_snapshots_bound_the_states_kept_and_the_reruns(snapshots: int | None) -
             counter["no_grad"] += 1
         return step(*args, **kwargs)
     solver.step = counted  # an instance attribute: the count of this solve only
-    spec = RecursiveCheckpoint(segment=1, snapshots=snapshots)
+    spec = RecursiveCheckpoint(segment=1, snapshots=snapshots, repetitions=repetitions)
     sol = solve(field, x0, [0.0, T * 0.05], solver, dt=0.05, adjoint=spec, save_states=False)
     node = sol.x_final.grad_fn
     while type(node).__name__ != "_CheckpointedBackward":
@@ -79,7 +82,13 @@ def test_snapshots_bound_the_states_kept_and_the_reruns(snapshots: int | None) -
     kept = len(node.saved_tensors)  # what backward holds on to: x0 and the snapshots
     forward = counter["no_grad"]
     sol.x_final.pow(2).sum().backward()
-    s = T - 1 if snapshots is None else snapshots
+    s = spec.snapshot_budget(T)
+    if snapshots is None:  # the fewest snapshots for the repetition bound: C(s + r, s) >= T > C(s - 1 + r, s - 1)
+        r_max = 2 if repetitions is None else repetitions
+        assert math.comb(s + r_max, s) >= T and (s == 0 or math.comb(s - 1 + r_max, s - 1) < T)
+        assert s == T - 1 if r_max == 1 else s < T - 1
+    else:
+        assert s == snapshots
     assert forward == T
     assert kept <= 1 + s, f"{kept} states kept for snapshots={snapshots}"
     reruns = counter["no_grad"] - forward
@@ -107,6 +116,10 @@ def test_default_segment_is_the_square_root_rule() -> None:
             RecursiveCheckpoint(segment=bad)
     with pytest.raises(ValueError, match="snapshots: expected a non-negative integer"):
         RecursiveCheckpoint(snapshots=-1)
+    with pytest.raises(ValueError, match="repetitions: expected a positive integer"):
+        RecursiveCheckpoint(repetitions=0)
+    with pytest.raises(ValueError, match="snapshots, repetitions: give one of them"):
+        RecursiveCheckpoint(snapshots=3, repetitions=2)
     with pytest.raises(ValueError, match="adjoint: a RecursiveCheckpoint schedule applies to native fixed-step"):
         solve(*kuramoto_problem(2, N=3, seed=73), [0.0, 1.0], "dopri5", adjoint=RecursiveCheckpoint())
 
