@@ -56,6 +56,26 @@ def test_reference_free_rotation_and_dense_agree():
     assert problems.phase_error(th_dense, th_mf) < 1e-9
 
 
+def test_exponential_reference_is_fourth_order_and_matches_dop853():
+    """W3's reference at large N (an exponential RK4 with substeps) agrees with DOP853 where both run,
+    converges at order 4, and is what ``reference`` computes for W3 above the DOP853 size."""
+    N = 2000
+    omega = problems.lorentzian_quantiles(N)
+    theta0 = 2 * np.pi * np.random.default_rng(4).random(N)
+    t = 0.01 * np.arange(21)
+    exact, _ = problems.reference_meanfield(omega, theta0, 2.0, t)
+    errs = [np.abs(problems.reference_meanfield_exponential(omega, theta0, 2.0, t, k)[0] - exact).max()
+            for k in (2, 4)]
+    assert errs[1] < 1e-9 and 8 < errs[0] / errs[1] < 40  # ~2^4 (the fastest oscillators add an O(h) part)
+    with pytest.raises(ValueError, match="uniform output times"):
+        problems.reference_meanfield_exponential(omega, theta0, 2.0, np.array([0.0, 0.1, 0.3]), 2)
+    w = problems.make("W3", "quick")
+    assert problems.reference_label(w, 1e-10) == "DOP853 float64 rtol=atol=1e-10"
+    w.data["omega"] = np.zeros(problems.W3_DOP853_MAX_N + 1, dtype=np.float32)
+    assert problems.reference_label(w, 1e-10).startswith(f"exponential RK4 complex128, {problems.W3_SUBSTEPS} ")
+    assert problems.reference_label(w, 1e-11).startswith(f"exponential RK4 complex128, {2 * problems.W3_SUBSTEPS} ")
+
+
 def test_metrics():
     assert problems.phase_error(np.array([np.pi - 1e-3]), np.array([-np.pi + 1e-3])) == pytest.approx(2e-3)
     assert problems.order_parameter(np.zeros(5)) == pytest.approx(1.0)
