@@ -12,7 +12,7 @@ import kuramoto  # noqa: F401  first: applies torch's OpenMP wait default before
 
 from .blocks import (FF, BNReLUConv2d, LayerNormForImage, PositionalEmbedding2d, ReadOut, ResBlock, RGBNormalize,
                      ScaleAndBias, sinusoidal_embedding_2d)
-from .layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state
+from .layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state, use_integrator
 from .models import (AKOrNClassifier, ConvNet, IteratedSelfAttention, ObjectAKOrN, ObjectViT, SudokuAKOrN,
                      SudokuTransformer)
 from .official import OfficialCheckpointError, convert_state_dict, load_official, read_official
@@ -22,5 +22,5 @@ __all__ = [
     "LayerNormForImage", "ObjectAKOrN", "ObjectViT", "OfficialCheckpointError", "PositionalEmbedding2d",
     "RGBNormalize", "ReadOut", "ResBlock", "ScaleAndBias", "SudokuAKOrN", "SudokuTransformer", "Trajectory",
     "convert_state_dict", "initial_state", "learnable_initial_state", "load_official", "read_official",
-    "sinusoidal_embedding_2d",
+    "sinusoidal_embedding_2d", "use_integrator",
 ]

@@ -42,7 +42,8 @@ from kuramoto.sphere import normalize
 from .blocks import ScaleAndBias
 from .states import check_feature_map, check_n, initial_state, learnable_initial_state
 
-__all__ = ["KuramotoLayer", "Trajectory", "initial_state", "learnable_initial_state"]  # the last two: networks.states
+__all__ = ["KuramotoLayer", "Trajectory", "initial_state", "learnable_initial_state",  # these two: networks.states
+           "use_integrator"]
 
 StimulusNorm = Literal["gn", "sandb", "none"]
 #: How the pairing messages name a discrete layer's run.
@@ -428,3 +429,20 @@ class KuramotoLayer(nn.Module):
         if self.step_scale != 1.0:
             s += f", step_scale={self.step_scale}"
         return s + (", legacy_identity_omega=True" if self.legacy_identity_omega else "")
+
+
+def use_integrator(model: nn.Module, method: str | None = None, step_scale: float = 1.0) -> int:
+    """:meth:`KuramotoLayer.use_integrator` on every Kuramoto layer of ``model`` (a trained network
+    run at test time with another fixed-step integrator and/or step). Returns how many layers
+    changed (0 for a network without one, e.g. a Transformer baseline).
+
+    Raises:
+        TypeError: ``model`` is not a torch module.
+        ValueError: as :meth:`KuramotoLayer.use_integrator`.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model: expected a torch nn.Module, got {type(model).__name__}")
+    layers = [m for m in model.modules() if isinstance(m, KuramotoLayer)]
+    for layer in layers:
+        layer.use_integrator(method, step_scale=step_scale)
+    return len(layers)

@@ -24,9 +24,14 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
-__all__ = ["ConfigError", "StudyConfig", "field_options", "param"]
+__all__ = ["LAYER_METHODS", "ConfigError", "StudyConfig", "field_options", "param"]
 
 C = TypeVar("C", bound="StudyConfig")
+
+#: Fixed-step integrators a trained AKOrN layer can use (native: they differentiate a learnable γ),
+#: for the studies' test-time ``--method`` options.
+LAYER_METHODS = ("euler_normalized", "heun_normalized", "rk4_normalized", "geodesic_euler", "rkmk4", "cf4",
+                 "lawson_rk4")
 
 #: Integers a config holds must fit a signed 64-bit integer (numpy and torch store them so).
 _INT64_MAX = 2**63 - 1

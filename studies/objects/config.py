@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from studies.config import ConfigError, StudyConfig, param
+from studies.config import LAYER_METHODS, ConfigError, StudyConfig, param
 from studies.protocol import Action, Task, non_negative_int, positive_int
 from studies.rundir import CONFIG_NAME as _RUN_CONFIG
 from studies.rundir import changed_fields, config_path, read_config
@@ -75,8 +76,8 @@ DATASETS: dict[str, DatasetSpec] = {
 
 
 #: Fields that only affect ``eval``: they may differ between the training run and its evaluation.
-EVAL_FIELDS = frozenset({"clusters", "pca_dim", "uptile", "eval_steps", "num_test", "num_examples", "eval_batch",
-                         "eval_seed", "eval_untrained", "fg_ari_empty"})
+EVAL_FIELDS = frozenset({"clusters", "pca_dim", "uptile", "eval_steps", "eval_method", "eval_step_scale", "num_test",
+                         "num_examples", "eval_batch", "eval_seed", "eval_untrained", "fg_ari_empty"})
 
 
 #: Fields that may change when a run is resumed or evaluated: more epochs (the trainer extends a
@@ -152,6 +153,11 @@ class Config(StudyConfig):
     pca_dim: int | None = param(128, "per-image PCA dimension before clustering (none: no PCA)")
     uptile: int = param(1, "up-tiling factor r (r² shifted passes, an r× finer map; the paper uses 4)")
     eval_steps: int | None = param(None, "Kuramoto steps / iterations at evaluation (none: as in training)")
+    eval_method: Literal[LAYER_METHODS] | None = param(  # type: ignore[valid-type]
+        None, "run the trained AKOrN layers with this fixed-step integrator at evaluation (e.g. heun_normalized, "
+              "lawson_rk4); none: the one it was trained with", metavar="METHOD")
+    eval_step_scale: float = param(1.0, "multiply the step size γ of every Kuramoto layer by this at evaluation "
+                                        "(AKOrN only): 0.5 with twice the --eval-steps follows the same flow closer")
     num_test: int | None = param(None, "test scenes (none: the dataset's count of generated scenes, 320, or 1000 for "
                                        "Shapes; published sets: the whole test split)")
     num_examples: int = param(8, "test scenes whose images, masks and oscillator states are stored for the plot")
@@ -173,6 +179,12 @@ class Config(StudyConfig):
             raise ConfigError("ema_decay", f"expected a factor in [0, 1), got {self.ema_decay}")
         if self.crop_scale > 1.0:
             raise ConfigError("crop_scale", f"expected an area fraction in (0, 1], got {self.crop_scale}")
+        if not (math.isfinite(self.eval_step_scale) and self.eval_step_scale > 0):
+            raise ConfigError("eval_step_scale", f"expected a positive finite factor, got {self.eval_step_scale}")
+        if self.model != "akorn" and (self.eval_method is not None or self.eval_step_scale != 1):
+            field = "eval_method" if self.eval_method is not None else "eval_step_scale"
+            raise ConfigError(field, f"a test-time integrator or step applies to AKOrN's Kuramoto layers; the "
+                                     f"{self.model} model has none")
         if self.seed >= 2**31:
             raise ConfigError("seed", f"expected a seed below 2**31, got {self.seed}")
         spec = DATASETS[self.dataset]
@@ -247,9 +259,10 @@ class Config(StudyConfig):
 def eval_path(config: Config, directory: str | Path) -> Path:
     """The evaluation file of ``config`` in a run directory.
 
-    ``eval.h5`` with the default evaluation settings; non-default up-tiling, step count or
-    cluster count, and the official FG-ARI rule for empty scenes, are named in the file (``eval-uptile4.h5``,
-    ``eval-T16.h5``, ``eval-K5.h5``, ``eval-empty-one.h5``)
+    ``eval.h5`` with the default evaluation settings; non-default up-tiling, step count,
+    test-time integrator or step, cluster count, and the official FG-ARI rule for empty scenes, are
+    named in the file (``eval-uptile4.h5``, ``eval-T16.h5``, ``eval-T32-heun_normalized-step0.5.h5``,
+    ``eval-K5.h5``, ``eval-empty-one.h5``)
     so that evaluations with different settings sit side by side.
     """
     parts = ["eval"]
@@ -257,6 +270,10 @@ def eval_path(config: Config, directory: str | Path) -> Path:
         parts.append(f"uptile{config.uptile}")
     if config.eval_steps is not None:
         parts.append(f"T{config.eval_steps}")
+    if config.eval_method is not None:
+        parts.append(config.eval_method)
+    if config.eval_step_scale != 1:
+        parts.append(f"step{config.eval_step_scale:g}")
     if config.clusters is not None:
         parts.append(f"K{config.clusters}")
     if config.fg_ari_empty != "skip":

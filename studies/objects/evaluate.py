@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from kuramoto.checks import check_int, is_int
+from networks.layer import use_integrator
 from networks.models import ObjectAKOrN, ObjectViT
 from studies import storage
 from studies.objects.config import Config, check_run_config, eval_path, run_dir
@@ -346,7 +347,8 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     Attributes: the study config (JSON), seed, provenance (:func:`studies.storage.result_attrs`),
     ``model``, ``dataset``, ``look_alike`` (1 for generated look-alike scenes), ``weights``
     (``"ema"``), ``trained_epochs``, ``train_seconds``, ``clusters``,
-    ``pca_dim`` (-1 = none), ``uptile``, ``eval_steps``, ``fg_ari_empty`` (``"skip"`` or ``"one"``)
+    ``pca_dim`` (-1 = none), ``uptile``, ``eval_steps``, ``eval_method`` (``"as trained"`` or
+    a method name), ``eval_step_scale``, ``fg_ari_empty`` (``"skip"`` or ``"one"``)
     and ``fg_ari_empty_rule`` (that rule in words; also on ``fg_ari`` and ``fg_ari_mean``).
 
     Raises:
@@ -361,6 +363,7 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
                        ("cpu" if device == "auto" else device))
     model = build_model(cfg)
     load_model_weights(directory, model, ema=True)
+    use_integrator(model, cfg.eval_method, cfg.eval_step_scale)
     model.to(dev)
     scenes = load_scenes(cfg, "test")
     ds = evaluate(model, scenes, clusters=cfg.clusters, pca_dim=cfg.pca_dim, uptile_r=cfg.uptile,
@@ -373,7 +376,8 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
     ds.attrs = storage.result_attrs(
         Config.study, config, cfg.seed, complete=1, model=cfg.model, dataset=cfg.dataset,
         look_alike=int(cfg.data_root is None and cfg.dataset != "shapes"), weights="ema",
-        eval_steps=cfg.eval_steps if cfg.eval_steps is not None else model.steps, **trained, **local)
+        eval_steps=cfg.eval_steps if cfg.eval_steps is not None else model.steps,
+        eval_method=cfg.eval_method or "as trained", eval_step_scale=cfg.eval_step_scale, **trained, **local)
     storage.write_dataset(ds, eval_path(config, directory))
     return ds
 
@@ -381,7 +385,9 @@ def evaluate_run(config: Config, directory: str | Path, *, progress: bool = True
 def _add_untrained(ds: xr.Dataset, cfg: Config, scenes: SceneData, device: torch.device) -> None:
     """Score the run's initial weights (rebuilt from its seed) with the same pipeline; adds ``untrained_*``."""
     seed_everything(cfg.seed)                 # as train_run does before building the model
-    initial = build_model(cfg).to(device).eval()
+    initial = build_model(cfg)
+    use_integrator(initial, cfg.eval_method, cfg.eval_step_scale)
+    initial = initial.to(device).eval()
     g = torch.Generator(device=device).manual_seed(cfg.eval_seed)
     pred = predict_masks(initial, torch.from_numpy(scenes.images), clusters=cfg.clusters, pca_dim=cfg.pca_dim,
                          uptile_r=cfg.uptile, steps=cfg.eval_steps, batch_size=cfg.eval_batch, generator=g)

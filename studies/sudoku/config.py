@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any, ClassVar, Literal
 
-from studies.config import ConfigError, StudyConfig, param
+from studies.config import LAYER_METHODS, ConfigError, StudyConfig, param
 from studies.protocol import Action, Task, positive_float, positive_int
 
 __all__ = []
@@ -34,10 +34,6 @@ METRICS_NAME = "train"
 
 #: Settings that may change when a run is resumed: they only decide when training stops.
 RESUMABLE = frozenset({"epochs", "stop_at", "patience", "plateau", "eval_every"})
-
-#: Fixed-step integrators a trained AKOrN layer can use (native: they differentiate a learnable γ).
-LAYER_METHODS = ("euler_normalized", "heun_normalized", "rk4_normalized", "geodesic_euler", "rkmk4", "cf4",
-                 "lawson_rk4")
 
 #: Preset overrides (the quick preset is the dataclass defaults).
 #:

@@ -45,7 +45,7 @@ from torch import nn
 from tqdm import tqdm
 
 from kuramoto.checks import check_choice, check_positive
-from networks.layer import KuramotoLayer
+from networks.layer import use_integrator
 from studies.cache import read_arrays, write_arrays
 from studies.files import exclusive
 from studies.protocol import Outcome
@@ -108,9 +108,7 @@ def _load_model(run: Run, ema: bool, device: torch.device, step_scale: float = 1
     model = build_model(run.settings)
     load_model_weights(run.run_dir, model, ema=ema and run.settings.ema_decay is not None)
     if step_scale != 1 or method is not None:
-        for module in model.modules():
-            if isinstance(module, KuramotoLayer):
-                module.use_integrator(method, step_scale=step_scale)
+        use_integrator(model, method, step_scale)
     return model.to(device).eval()
 
 

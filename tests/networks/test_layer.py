@@ -10,7 +10,7 @@ from integrators import Compiled
 from kuramoto.couplings.graph import MeanField
 from kuramoto.couplings.image import Attention, Conv, to_features, to_oscillators
 from kuramoto.frequencies import RotationPairs
-from networks.layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state
+from networks.layer import KuramotoLayer, Trajectory, initial_state, learnable_initial_state, use_integrator
 from tests.kuramoto.test_image_couplings import _ref_attention
 
 DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
@@ -451,6 +451,19 @@ def test_use_integrator_swaps_the_update_and_scales_the_step_at_test_time():
     continuous = KuramotoLayer(make_coupling("conv"), N_OSC, C, t_span=(0.0, 1.0), method="dopri5")
     with pytest.raises(ValueError, match="continuous layer"):
         continuous.use_integrator("euler_normalized")
+
+
+def test_use_integrator_on_a_model_reaches_every_kuramoto_layer():
+    kw = dict(omega=make_omega("global"), steps=4, gamma=0.6)
+    model = torch.nn.Sequential(KuramotoLayer(make_coupling("conv", seed=3), N_OSC, C, **kw), torch.nn.Identity(),
+                                KuramotoLayer(make_coupling("conv", seed=4), N_OSC, C, **kw))
+    assert use_integrator(model, "heun_normalized", step_scale=0.5) == 2
+    assert all(m.method == "heun_normalized" and m.step_size().item() == pytest.approx(0.3) for m in model[::2])
+    assert use_integrator(torch.nn.Linear(2, 2), "heun_normalized") == 0  # no Kuramoto layer: nothing to change
+    with pytest.raises(TypeError, match="model: expected a torch nn.Module"):
+        use_integrator("model")
+    with pytest.raises(ValueError, match="adaptive"):
+        use_integrator(model, "dopri5")
 
 
 def test_an_ambient_method_that_leaves_the_sphere_inside_a_layer_says_so():

@@ -319,7 +319,9 @@ def test_mask_colours_do_not_depend_on_the_cluster_numbering():
     ({"width": 30, "heads": 4}, "width"), ({"width": 24, "heads": 5}, "heads"), ({"patch_size": 5}, "patch_size"),
     ({"dataset": "clevrtex"}, "data_root"), ({"ema_decay": 1.0}, "ema_decay"), ({"uptile": 3}, "uptile"),
     ({"clusters": 65}, "clusters"), ({"batch_size": 0}, "batch_size"), ({"model": "resnet"}, "model"),
-    ({"crop_scale": 1.5}, "crop_scale"),
+    ({"crop_scale": 1.5}, "crop_scale"), ({"eval_step_scale": 0.0}, "eval_step_scale"),
+    ({"eval_method": "dopri5"}, "eval_method"), ({"model": "itrsa", "eval_method": "heun_normalized"}, "eval_method"),
+    ({"model": "vit", "eval_step_scale": 0.5}, "eval_step_scale"),
 ])
 def test_config_errors_name_the_field(overrides, field):
     with pytest.raises(ConfigError) as exc:
@@ -409,6 +411,20 @@ def test_train_then_eval_end_to_end_through_the_command(tmp_path, capsys):
     tiled = storage.open_dataset(run / "eval-uptile2.h5", study="objects")
     assert tiled.sizes["fy"] == 2 * ds.sizes["fy"] and int(tiled.attrs["uptile"]) == 2
     assert S.eval_path(S.Config(eval_steps=16, clusters=5), run).name == "eval-T16-K5.h5"
+    # the trained layers at test time: more steps at half the step; another integrator is undefined
+    # for the official identity-Ω quirk (an Euler step of effective size γ/(1+γ)) these runs keep
+    assert run_task(_parse(["eval", *opts, "--eval-method", "heun_normalized", "--no-plot"])) == 1
+    assert "identity-Ω quirk" in capsys.readouterr().err
+    assert not (run / "eval-heun_normalized.h5").exists()
+    assert run_task(_parse(["eval", *opts, "--eval-steps", "6", "--eval-method", "euler_normalized",
+                            "--eval-step-scale", "0.5", "--no-plot", "--no-eval-untrained"])) == 0
+    other = storage.open_dataset(run / "eval-T6-euler_normalized-step0.5.h5", study="objects")
+    assert (int(other.attrs["eval_steps"]), other.attrs["eval_method"], float(other.attrs["eval_step_scale"])) == \
+        (6, "euler_normalized", 0.5)
+    assert other.sizes["step"] == 7 and np.isfinite(other["fg_ari"].values).all()
+    assert ds.attrs["eval_method"] == "as trained" and float(ds.attrs["eval_step_scale"]) == 1.0
+    # the features differ from the trained integrator's: the option reached the layers
+    assert not np.allclose(other["example_feature_rgb"].values, ds["example_feature_rgb"].values)
 
 
 def test_the_empty_foreground_rule_is_an_option_stated_in_the_results():
