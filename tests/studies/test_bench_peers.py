@@ -150,3 +150,14 @@ def test_memory_subprocess_reports_a_peak(tmp_path):
     res = peers._memory("toolkit", "quick", 0, opts)
     assert "memory_failed" not in res, res
     assert res["peak_extra_MB"] >= 0
+
+
+def test_cold_compile_subprocesses_time_the_first_call(tmp_path):
+    # An empty inductor cache also builds inductor's CPU-capability probes: it cannot be faster
+    # than a cache that lacks only this program.
+    from studies.bench import peers
+
+    opts = peers._parse(["--quick", "--cache-dir", str(tmp_path)])
+    res = peers.cold_compile("W1", "toolkit_fuse2", "quick", 0, opts)
+    assert "cold_failed" not in res, res
+    assert 0 < res["cold_new_s"] < res["cold_empty_s"]

@@ -42,6 +42,7 @@ from studies.bench.memory import peak_bytes, reset_peak, rss_bytes
 from studies.cache import default_cache_dir
 
 from . import jax_peers, numpy_peers, problems, toolkit, torchode_peers
+from .cold import cold_compile
 from .harness import Runner, Unavailable, measure, one_thread
 
 __all__ = ["run"]
@@ -70,7 +71,7 @@ def runners(w: problems.Workload, opts: argparse.Namespace, notes: list[str], ke
         "W5": {"torchode": lambda: torchode_peers.torchode_runner(w), "diffrax": lambda: jax_peers.diffrax_runner(w)},
     }[w.name]
     mine = {
-        "W1": {"toolkit": lambda: toolkit.w1(w)},
+        "W1": {"toolkit": lambda: toolkit.w1(w), "toolkit_fuse2": lambda: toolkit.w1(w, fuse=2)},
         "W2": {"toolkit": lambda: toolkit.w2(w)},
         "W3": {"toolkit": lambda: toolkit.w3(w)},
         "W4": {"toolkit": lambda: toolkit.w4(w, opts.w4_rtol, opts.w4_atol)},
@@ -108,6 +109,22 @@ def _memory_case(spec_json: str) -> None:
         r.fn()
         # the warm-up's garbage freed during the call can leave the peak a few KB below the base
         print(json.dumps({"peak_extra_MB": max(peak_bytes(reset) - base, 0) / 2**20, "exact": reset}))
+
+
+def _cold_case(spec_json: str) -> None:
+    """Subprocess entry of :func:`.cold.cold_compile`: the first and second call of one toolkit
+    row in this fresh process; prints the difference as JSON."""
+    spec = json.loads(spec_json)
+    opts = argparse.Namespace(**spec["opts"])
+    with one_thread():
+        w = problems.make(spec["workload"], spec["size"], spec["seed"])
+        (r,) = runners(w, opts, [], keys=[spec["key"]])
+        t0 = time.perf_counter()
+        r.fn()
+        t1 = time.perf_counter()
+        r.fn()
+        t2 = time.perf_counter()
+    print(json.dumps({"compile": (t1 - t0) - (t2 - t1)}))
 
 
 def _memory(key: str, size: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
@@ -177,8 +194,11 @@ def print_table(name: str, res: dict[str, Any]) -> None:
             extra.append(f"XLA temp buffers {v['xla_temp_MB']:.2f} MB")
         if "diff_vs_toolkit" in v:
             extra.append(f"|Δ| vs toolkit backprop {v['diff_vs_toolkit']:.1e}")
-        if "memory_failed" in v:
-            extra.append(f"memory: {v['memory_failed']}")
+        if "cold_new_s" in v:
+            extra.append(f"compile cold: {v['cold_new_s']:.1f} s new program, {v['cold_empty_s']:.1f} s empty cache")
+        for k in ("memory_failed", "cold_failed"):
+            if k in v:
+                extra.append(f"{k.split('_')[0]}: {v[k]}")
         print(f"  {v['side']:<8}{v['label']:<{width}}{_fmt(v['wall'], '9.3f')}{_fmt(v.get('cpu'), '9.3f')}"
               f"{_fmt(v.get('compile_s'), '10.2f')}{_fmt(v.get('error'), '9.1e')}"
               f"{_fmt(v.get('ratio_wall'), '12.2f')}{_fmt(v.get('ratio_cpu'), '7.2f')}  {v.get('faster', ''):<34}"
@@ -223,6 +243,9 @@ def run_workload(name: str, opts: argparse.Namespace) -> dict[str, Any]:
     if name == "W5" and not opts.no_memory:
         for key in [k for k, v in runs.items() if "wall" in v]:
             runs[key].update(_memory(key, size, opts.seed, opts))
+    if opts.cold_compile:
+        for key in [k for k, v in runs.items() if v["side"] == "toolkit" and v.get("compile_s") is not None]:
+            runs[key].update(cold_compile(name, key, size, opts.seed, opts))
     _ratios(runs)
     return {"title": w.title, "metric": w.metric, "reference": ref_info, "runs": runs, "notes": notes,
             "params": {k: v for k, v in w.params.items()}}
@@ -252,6 +275,9 @@ def _parse(args: list[str] | None) -> argparse.Namespace:
                    help="where references are stored (default: <cache>/bench-peers)")
     p.add_argument("--no-cache", action="store_true", help="recompute the references")
     p.add_argument("--no-memory", action="store_true", help="W5: skip the peak-memory subprocesses")
+    p.add_argument("--cold-compile", action="store_true",
+                   help="also time each compiled toolkit row's compile in fresh processes with an empty inductor "
+                        "cache and with a cache that lacks only this program (see studies.bench.peers.cold)")
     ns = p.parse_args(args or [])
     if ns.repeats < 1:
         p.error("--repeats: expected a positive integer")

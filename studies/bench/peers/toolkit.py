@@ -35,20 +35,23 @@ def _x0(theta0: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     return ku.from_phases(torch.as_tensor(theta0, dtype=dtype))
 
 
-def w1(w: Workload) -> tuple[str, Run]:
-    """Classic model, one trajectory: ``Compiled("lawson_rk4", fuse=4)``, one call of the compiled
-    program per output (its 4 steps on the component planes and r)."""
+def w1(w: Workload, fuse: int | None = None) -> tuple[str, Run]:
+    """Classic model, one trajectory: ``Compiled("lawson_rk4", fuse=...)`` (default: the steps per
+    output, so one call of the compiled program per output: its steps on the component planes and r)."""
     d, k = w.data, w.params["steps_per_output"]
+    fuse = k if fuse is None else fuse
+    if k % fuse:
+        raise ValueError(f"fuse: expected a divisor of the {k} steps per output, got {fuse!r}")
     field = ku.KuramotoField(ku.MeanField(d["K"]), omega=ku.Frequencies(torch.as_tensor(d["omega"])))
     x0, t = _x0(d["theta0"]), torch.as_tensor(d["t"])
-    method = Compiled("lawson_rk4", fuse=k)
-    dt = float(d["t"][1] - d["t"][0])  # the fused step: k inner steps of dt / k
+    method = Compiled("lawson_rk4", fuse=fuse)
+    dt = float(d["t"][1] - d["t"][0]) * fuse / k  # a step of the wrapper: fuse inner steps of interval / k
 
     def run() -> np.ndarray:
         with torch.no_grad():
             sol = solve(field, x0, t, method, dt=dt, observe={"r": ku.order_parameter}, save_states=False)
         return sol.observed["r"].numpy()
-    return f'Compiled("lawson_rk4", fuse={k})', run
+    return f'Compiled("lawson_rk4", fuse={fuse})', run
 
 
 def w2(w: Workload) -> tuple[str, Run]:
