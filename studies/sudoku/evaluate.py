@@ -14,8 +14,9 @@ Energy-based selection
     Each board is replicated K times as a batch axis (copy-major: copy ``k`` of board ``b``
     is item ``k * B + b``), every copy with fresh noise on the blank cells; the model returns
     the official per-step energies of its last Kuramoto layer and every copy gets a score,
-    ``last`` (the last logged entry, E(x_{T-1})) or ``sum`` (the sum of all logged entries);
-    the copy with the lowest score is kept (ties: the first). One run with ``max(k)`` copies
+    ``last`` (the last logged entry, E(x_{T-1})) or ``sum`` (the sum of all logged entries),
+    or, for comparison, ``confidence`` (the readout's ``−Σ log p`` of its answer on the blank
+    cells); the copy with the lowest score is kept (ties: the first). One run with ``max(k)`` copies
     serves every K of the list: selection over K uses copies ``0..K-1``, so K = 1 is one
     plain prediction. Only models that return energies (AKOrN) are selected.
 
@@ -51,7 +52,7 @@ from studies.files import exclusive
 from studies.protocol import Outcome
 from studies.rundir import run_directory
 from studies.storage import result_attrs, write_dataset
-from studies.sudoku.config import METRICS_NAME, MODELS, SCORES, SPLITS, EvalSettings
+from studies.sudoku.config import METRICS_NAME, MODELS, SPLITS, EvalSettings
 from studies.sudoku.dataset import SudokuData
 from studies.sudoku.metrics import board_accuracy, cell_accuracy, solved, vote
 from studies.sudoku.models import Prediction, accuracy_along, build_model, has_energy, predict
@@ -171,7 +172,7 @@ def _run_vote(model: nn.Module, data: SudokuData, steps: int, ks: Sequence[int],
         parts = [predict(model, puzzles[sl], steps=steps, copies=min(copies_per_pass, copies - j),
                          generator=generator, energy=True) for j in range(0, copies, copies_per_pass)]
         pred = parts[0] if len(parts) == 1 else Prediction(
-            torch.cat([p.digits for p in parts]), {n: torch.cat([p.scores[n] for p in parts]) for n in SCORES})
+            torch.cat([p.digits for p in parts]), {n: torch.cat([p.scores[n] for p in parts]) for n in scores})
         for a, k in enumerate(ks):
             for c, score in enumerate(scores):
                 chosen = vote(pred, k, score)
@@ -339,7 +340,7 @@ def _report_vote(cell: dict[str, np.ndarray], config: EvalSettings, kind: str, s
                  bar: tqdm) -> dict[str, np.ndarray]:
     accs = ", ".join(f"K={k} {sc} {cell['board_acc'][a, c]:.3f}" for a, k in enumerate(config.k)
                      for c, sc in enumerate(config.scores))
-    bar.write(f"{kind} {split} T={t} energy selection ({boards} boards): board accuracy {accs}")
+    bar.write(f"{kind} {split} T={t} selection ({boards} boards): board accuracy {accs}")
     return cell
 
 

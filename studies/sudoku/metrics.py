@@ -1,5 +1,5 @@
-"""Sudoku metrics: solved boards, board and blank-cell accuracy, energy scores and selection of the
-lowest-energy copy among K.
+"""Sudoku metrics: solved boards, board and blank-cell accuracy, the scores of a copy (energies, the
+readout's confidence) and selection of the lowest-scoring copy among K.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from kuramoto.checks import is_int
-from studies.sudoku.config import SCORES
+from studies.sudoku.config import ENERGY_SCORES
 
-__all__ = ["Prediction", "board_accuracy", "cell_accuracy", "energy_scores", "select_by_energy", "solved", "vote"]
+__all__ = ["Prediction", "board_accuracy", "cell_accuracy", "confidence_scores", "energy_scores", "select_by_energy", "solved", "vote"]
 
 
 class Prediction(NamedTuple):
@@ -21,7 +21,8 @@ class Prediction(NamedTuple):
 
     Attributes:
         digits: ``[K, B, S, S]`` int64, predicted digits 1..S.
-        scores: ``{score: [K, B]}`` energy scores, or ``None`` when energies were not computed.
+        scores: ``{score: [K, B]}`` (energies and confidence, lower is better), or ``None`` when
+            energies were not computed.
     """
 
     digits: torch.Tensor
@@ -108,7 +109,26 @@ def energy_scores(energy: torch.Tensor, score: str) -> torch.Tensor:
         return energy[-1]
     if score == "sum":
         return energy.sum(0)
-    raise ValueError(f"score: expected one of {SCORES}, got {score!r}")
+    raise ValueError(f"score: expected one of {ENERGY_SCORES}, got {score!r}")
+
+
+def confidence_scores(logits: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+    """The readout's confidence in its answer: ``−Σ log p(answer)`` over the blank cells.
+
+    Args:
+        logits: ``[N, S, S, S]`` per-cell digit logits.
+        given: ``[N, S, S]`` bool, the givens (not scored).
+
+    Returns:
+        ``[N]``; lower is better (0 for an answer given with certainty).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
+        raise ValueError(f"logits: expected a tensor [N, S, S, S], got {getattr(logits, 'shape', type(logits).__name__)}")
+    if not isinstance(given, torch.Tensor) or given.shape != logits.shape[:3]:
+        raise ValueError(f"given: expected a bool tensor {tuple(logits.shape[:3])}, got "
+                         f"{getattr(given, 'shape', type(given).__name__)}")
+    top = logits.log_softmax(-1).amax(-1)  # log p of the answer in each cell
+    return -(top * (~given.bool())).flatten(1).sum(1)
 
 
 def select_by_energy(candidates: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,12 +155,12 @@ def select_by_energy(candidates: torch.Tensor, scores: torch.Tensor) -> tuple[to
 
 
 def vote(prediction: Prediction, k: int, score: str) -> torch.Tensor:
-    """Digits of the lowest-energy copy among the first ``k`` copies of every board.
+    """Digits of the lowest-scoring copy (energy or confidence) among the first ``k`` copies of every board.
 
     Args:
         prediction: from :func:`predict` with at least ``k`` copies (and energies if ``k > 1``).
         k: number of copies to choose from.
-        score: ``"last"`` or ``"sum"``.
+        score: ``"last"``, ``"sum"`` or ``"confidence"``.
 
     Returns:
         ``[B, S, S]`` int64.

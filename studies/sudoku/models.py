@@ -16,9 +16,9 @@ from torch import nn
 from kuramoto.checks import is_int
 from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
 from networks.models.sudoku import SudokuAKOrN
-from studies.sudoku.config import SCORES, TrainSettings
+from studies.sudoku.config import ENERGY_SCORES, TrainSettings
 from studies.sudoku.dataset import SudokuData
-from studies.sudoku.metrics import Prediction, _as_boards, board_accuracy, cell_accuracy, energy_scores
+from studies.sudoku.metrics import Prediction, _as_boards, board_accuracy, cell_accuracy, confidence_scores, energy_scores
 from studies.training import unwrap
 
 __all__ = []
@@ -92,7 +92,8 @@ def predict(model: nn.Module, boards: torch.Tensor, *, steps: int | None = None,
         kwargs["generator"] = generator
     if energy:
         logits, logged = model(batch, return_energy=True, **kwargs)
-        scores = {name: energy_scores(logged, name).view(copies, b).float().cpu() for name in SCORES}
+        scores = {name: energy_scores(logged, name).view(copies, b).float().cpu() for name in ENERGY_SCORES}
+        scores["confidence"] = confidence_scores(logits, batch > 0).view(copies, b).float().cpu()
     else:
         logits, scores = model(batch, **kwargs), None
     digits = (logits.argmax(-1) + 1).view(copies, b, *boards.shape[1:]).cpu()

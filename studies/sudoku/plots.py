@@ -73,7 +73,8 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     all test boards; the Transformer, evaluated at its own T only, as a horizontal line; thin
     lines: AKOrN's answer read out at every even and every odd step of one run, when the file
     has it);
-    AKOrN's board accuracy vs K (energy selection, ``sum`` solid, ``last`` dashed); the
+    AKOrN's board accuracy vs K (selection by energy, ``sum`` solid, ``last`` dashed; by the
+    readout's confidence dotted); the
     validation board accuracy (evaluated weights solid, raw weights dashed when the EMA is
     evaluated) and the training loss per epoch; the headline numbers as text.
 
@@ -147,7 +148,8 @@ def _plot_steps(ax: Any, ds: xr.Dataset, split: str) -> None:
 
 
 def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
-    """AKOrN's board accuracy vs K (energy selection; ``sum`` solid, ``last`` dashed)."""
+    """AKOrN's board accuracy vs K (selection by energy ``sum`` solid, ``last`` dashed; by the
+    readout's confidence dotted)."""
     drew = False
     for model in ds.model.values:
         head = _headline_vote(ds, str(model))
@@ -158,7 +160,7 @@ def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
             for score in ds.score.values:
                 acc = ds.vote_board_acc.sel(model=model, split=split, T=t, score=score).values * 100
                 ok = np.isfinite(acc)
-                ls = "-" if score == "sum" else "--"
+                ls = {"sum": "-", "last": "--"}.get(str(score), ":")
                 ax.plot(ds.K.values[ok], acc[ok], marker=marker, ls=ls,
                         color=COLORS.get(str(model)) if split == "id" else "#d62728",
                         label=f"{LABELS.get(str(model), model)} {split.upper()}, T={t}, {score}")
@@ -325,7 +327,8 @@ def summarize(ds: xr.Dataset) -> str:
     """The headline board accuracies (%) per model and split, with the paper's 9×9 figures.
 
     Rows: each model at its training T and at the largest T evaluated, and AKOrN with
-    energy selection at its strongest setting; the paper's rows follow for context.
+    energy selection at its strongest setting (and selection by confidence there); the paper's
+    rows follow for context.
     """
     ds = _check(ds)
     side = ds.sizes["row"]
@@ -342,11 +345,13 @@ def summarize(ds: xr.Dataset) -> str:
         head = _headline_vote(ds, str(model))
         if head is not None:
             t, k, score = head
-            for kk in (1, k):
+            rows = [(1, score), (k, score)] + ([(k, "confidence")] if "confidence" in ds.score.values
+                                                and score != "confidence" else [])
+            for kk, sc in rows:
                 if kk not in ds.K.values:
                     continue
-                v = ds.vote_board_acc.sel(model=model, T=t, K=kk, score=score).values
-                name = f"{label} (T={t}, K={kk}, {score})*"
+                v = ds.vote_board_acc.sel(model=model, T=t, K=kk, score=sc).values
+                name = f"{label} (T={t}, K={kk}, {sc})*"
                 lines.append(f"{name:34s}{_pct(v[0]):>6s}{_pct(v[1]):>7s}")
     nv = "/".join(str(int(ds.n_vote.sel(split=s))) for s in ds.split.values)
     lines.append(f"* on the first {nv} boards (ID/OOD)")

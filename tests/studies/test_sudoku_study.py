@@ -19,7 +19,8 @@ from studies.sudoku.data import make_dataset
 from studies.commands import add_task_arguments, run_task
 from studies.sudoku.config import TASK, EvalSettings, TrainSettings
 from studies.sudoku.evaluate import evaluate, run_dirs
-from studies.sudoku.metrics import board_accuracy, cell_accuracy, energy_scores, select_by_energy, solved, vote
+from studies.sudoku.metrics import (board_accuracy, cell_accuracy, confidence_scores, energy_scores, select_by_energy,
+                                    solved, vote)
 from studies.sudoku.models import accuracy_along, build_model, predict, predict_digits
 from studies.sudoku.plots import summarize
 from studies.sudoku.train import train_model
@@ -185,6 +186,25 @@ def test_energy_scores_last_and_sum() -> None:
         energy_scores(energy, "mean")
 
 
+def test_confidence_score_is_minus_the_log_probability_of_the_answer_on_blank_cells() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(3, 4, 4, 4, dtype=torch.float64)
+    given = torch.rand(3, 4, 4) < 0.4
+    expected = torch.tensor([-sum(float(torch.log_softmax(logits[i, r, c], 0).max())
+                                 for r in range(4) for c in range(4) if not given[i, r, c]) for i in range(3)],
+                            dtype=torch.float64)
+    torch.testing.assert_close(confidence_scores(logits, given), expected)
+    # the givens do not count: changing their logits leaves the score alone
+    changed = torch.where(given[..., None], torch.randn_like(logits), logits)
+    torch.testing.assert_close(confidence_scores(changed, given), confidence_scores(logits, given))
+    # a sharper answer (same argmax everywhere) scores lower
+    assert (confidence_scores(3 * logits, given) <= confidence_scores(logits, given) + 1e-6).all()
+    with pytest.raises(ValueError, match="given"):
+        confidence_scores(logits, given[:, :3])
+    with pytest.raises(ValueError, match="logits"):
+        confidence_scores(logits[0], given[0])
+
+
 def test_selection_with_one_copy_reproduces_the_plain_prediction(boards) -> None:
     torch.manual_seed(0)
     model = SudokuAKOrN.tiny(BOX).eval()
@@ -192,7 +212,7 @@ def test_selection_with_one_copy_reproduces_the_plain_prediction(boards) -> None
     with torch.no_grad():
         plain = model(puzzles, steps=6, generator=torch.Generator().manual_seed(7)).argmax(-1) + 1
     pred = predict(model, puzzles, steps=6, copies=1, generator=torch.Generator().manual_seed(7), energy=True)
-    for score in ("last", "sum"):
+    for score in ("last", "sum", "confidence"):
         assert torch.equal(vote(pred, 1, score), plain)
     assert torch.equal(predict_digits(model, puzzles, steps=6, seed=7, batch_size=20), plain)
 
@@ -429,7 +449,7 @@ def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys
     assert_result_file(ds, vocabulary=None)
     assert list(ds.model.values) == ["akorn", "itrsa", "transformer"]
     assert list(ds.split.values) == ["id", "ood"] and list(ds.T.values) == [1, 2, 4]
-    assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum"]
+    assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum", "confidence"]
     acc = ds.board_acc
     assert np.isfinite(acc.sel(model=["akorn", "itrsa"], T=[2, 4])).all()
     assert np.isnan(acc.sel(model=["akorn", "itrsa"], T=1)).all()
