@@ -54,7 +54,7 @@ from studies.rundir import run_directory
 from studies.storage import result_attrs, write_dataset
 from studies.sudoku.config import METRICS_NAME, MODELS, SPLITS, EvalSettings
 from studies.sudoku.dataset import SudokuData
-from studies.sudoku.metrics import board_accuracy, cell_accuracy, solved, vote
+from studies.sudoku.metrics import board_accuracy, cell_accuracy, selection_auc, solved, vote
 from studies.sudoku.models import Prediction, accuracy_along, build_model, has_energy, predict
 from studies.sudoku.pretrained import pretrained_runs
 from studies.sudoku.results import Run, assemble, model_steps
@@ -157,7 +157,9 @@ def _run_plain(model: nn.Module, data: SudokuData, steps: int, seed: int, chunk:
 
 def _run_vote(model: nn.Module, data: SudokuData, steps: int, ks: Sequence[int], scores: Sequence[str], seed: int,
               chunk: int, samples: int, bar: tqdm) -> dict[str, np.ndarray]:
-    """Selection accuracies [K, score] and the sample boards' selected digits [K, score, sample, S, S]."""
+    """Selection accuracies [K, score], the sample boards' selected digits [K, score, sample, S, S],
+    the mean within-board AUC of every score [score] (boards whose copies disagree) and the
+    fraction of boards with a right copy among all of them (``oracle``)."""
     copies = max(ks)
     puzzles, solutions, given = data.grids("puzzles"), data.grids("solutions"), data.is_given()
     generator = torch.Generator().manual_seed(seed)
@@ -167,12 +169,22 @@ def _run_vote(model: nn.Module, data: SudokuData, steps: int, ks: Sequence[int],
     right_cells = np.zeros((len(ks), len(scores)))
     side = puzzles.shape[-1]
     sample_digits = np.zeros((len(ks), len(scores), min(samples, len(data)), side, side), np.int8)
+    auc_sum, auc_boards, oracle = np.zeros(len(scores)), 0, 0
     for i in range(0, len(data), boards_per_chunk):
         sl = slice(i, i + boards_per_chunk)
         parts = [predict(model, puzzles[sl], steps=steps, copies=min(copies_per_pass, copies - j),
                          generator=generator, energy=True) for j in range(0, copies, copies_per_pass)]
         pred = parts[0] if len(parts) == 1 else Prediction(
             torch.cat([p.digits for p in parts]), {n: torch.cat([p.scores[n] for p in parts]) for n in scores})
+        nb = pred.digits.shape[1]
+        right = solved(pred.digits.flatten(0, 1), solutions[sl].repeat(copies, 1, 1),
+                       given[sl].repeat(copies, 1, 1)).view(copies, nb)
+        oracle += int(right.any(0).sum())
+        if pred.scores is not None:
+            aucs = [selection_auc(pred.scores[score], right) for score in scores]
+            mixed = ~aucs[0].isnan()
+            auc_boards += int(mixed.sum())
+            auc_sum += np.array([float(a[mixed].sum()) for a in aucs])
         for a, k in enumerate(ks):
             for c, score in enumerate(scores):
                 chosen = vote(pred, k, score)
@@ -184,7 +196,9 @@ def _run_vote(model: nn.Module, data: SudokuData, steps: int, ks: Sequence[int],
                     sample_digits[a, c, i:i + n] = chosen[:n].numpy()
         bar.update(puzzles[sl].shape[0] * copies * steps)
     blanks = max(int((~given).sum()), 1)
-    return {"board_acc": right_boards / len(data), "cell_acc": right_cells / blanks, "samples": sample_digits}
+    return {"board_acc": right_boards / len(data), "cell_acc": right_cells / blanks, "samples": sample_digits,
+            "auc": auc_sum / auc_boards if auc_boards else np.full(len(scores), np.nan),
+            "oracle": np.array(oracle / len(data))}
 
 
 def evaluate(config: EvalSettings, runs: Mapping[str, str | os.PathLike], *, path: str | os.PathLike | None = None,
@@ -340,7 +354,9 @@ def _report_vote(cell: dict[str, np.ndarray], config: EvalSettings, kind: str, s
                  bar: tqdm) -> dict[str, np.ndarray]:
     accs = ", ".join(f"K={k} {sc} {cell['board_acc'][a, c]:.3f}" for a, k in enumerate(config.k)
                      for c, sc in enumerate(config.scores))
-    bar.write(f"{kind} {split} T={t} selection ({boards} boards): board accuracy {accs}")
+    aucs = ", ".join(f"{sc} {a:.2f}" for sc, a in zip(config.scores, cell["auc"]))
+    bar.write(f"{kind} {split} T={t} selection ({boards} boards): board accuracy {accs}; a right copy among "
+              f"K={config.copies} for {float(cell['oracle']):.3f}; within-board AUC {aucs}")
     return cell
 
 

@@ -13,7 +13,7 @@ import torch
 from kuramoto.checks import is_int
 from studies.sudoku.config import ENERGY_SCORES
 
-__all__ = ["Prediction", "board_accuracy", "cell_accuracy", "confidence_scores", "energy_scores", "select_by_energy", "solved", "vote"]
+__all__ = ["Prediction", "board_accuracy", "cell_accuracy", "confidence_scores", "energy_scores", "select_by_energy", "selection_auc", "solved", "vote"]
 
 
 class Prediction(NamedTuple):
@@ -174,3 +174,29 @@ def vote(prediction: Prediction, k: int, score: str) -> torch.Tensor:
     if score not in prediction.scores:
         raise ValueError(f"score: expected one of {sorted(prediction.scores)}, got {score!r}")
     return select_by_energy(prediction.digits[:k], prediction.scores[score][:k])[0]
+
+
+def selection_auc(scores: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """How well a score ranks the right copies of each board above the wrong ones.
+
+    The within-board ROC AUC (Mann–Whitney): the probability that a right copy has a lower
+    score than a wrong copy of the same board, ties counting half. 1: selection by the score
+    always finds a right copy when there is one; 0.5: the score says nothing; below 0.5: the
+    wrong copies score lower.
+
+    Args:
+        scores: ``[K, B]``, lower is better.
+        right: bool ``[K, B]``, which copies solved their board.
+
+    Returns:
+        ``[B]`` float64; NaN for boards whose copies are all right or all wrong.
+    """
+    if not isinstance(scores, torch.Tensor) or not isinstance(right, torch.Tensor):
+        raise TypeError("scores, right: expected tensors")
+    if scores.dim() != 2 or right.shape != scores.shape:
+        raise ValueError(f"scores, right: expected two [K, B] tensors, got {tuple(scores.shape)} and {tuple(right.shape)}")
+    s, ok = scores.double(), right.bool()
+    lower = (s[:, None] < s[None, :]).double() + 0.5 * (s[:, None] == s[None, :]).double()  # [K_i, K_j, B]
+    pairs = (ok[:, None] & ~ok[None, :]).double()  # i right, j wrong
+    n = pairs.sum((0, 1))
+    return torch.where(n > 0, (lower * pairs).sum((0, 1)) / n.clamp_min(1), torch.full_like(n, math.nan))

@@ -83,6 +83,7 @@ def _accuracy_vars(config: EvalSettings, kinds: list[str], steps: list[int], pla
     vacc = {v: np.full(shape + (len(ks), len(scores)), np.nan) for v in ("board_acc", "cell_acc")}
     pred = np.zeros(shape + (n_samples, side, side), np.int8)
     vpred = np.zeros(shape + (len(ks), len(scores), n_samples, side, side), np.int8)
+    vauc, voracle = np.full(shape + (len(scores),), np.nan), np.full(shape, np.nan)
     for (kind, split, t), cell in plain.items():
         i, j, m = kinds.index(kind), SPLITS.index(split), steps.index(t)
         for v in acc:
@@ -93,6 +94,7 @@ def _accuracy_vars(config: EvalSettings, kinds: list[str], steps: list[int], pla
         for v in vacc:
             vacc[v][i, j, m] = cell[v]
         vpred[i, j, m, :, :, :cell["samples"].shape[2]] = cell["samples"]
+        vauc[i, j, m], voracle[i, j, m] = cell.get("auc", np.nan), cell.get("oracle", np.nan)
 
     acc_dims = ("model", "split", "T")
     vote_dims = acc_dims + ("K", "score")
@@ -103,12 +105,20 @@ def _accuracy_vars(config: EvalSettings, kinds: list[str], steps: list[int], pla
                          "(one initial state per board, all test boards)", comment=not_evaluated),
         "cell_acc": _var(acc_dims, acc["cell_acc"], "fraction of blank cells right (one initial state per board)",
                         comment=not_evaluated),
-        "vote_board_acc": _var(vote_dims, vacc["board_acc"], "board accuracy of the lowest-energy copy among K "
+        "vote_board_acc": _var(vote_dims, vacc["board_acc"], "board accuracy of the lowest-scoring copy among K "
                               "(first n_vote boards)", comment="NaN: not run (model without energy, or T not in "
                               "the selection steps)"),
-        "vote_cell_acc": _var(vote_dims, vacc["cell_acc"], "fraction of blank cells right for the lowest-energy copy "
+        "vote_cell_acc": _var(vote_dims, vacc["cell_acc"], "fraction of blank cells right for the lowest-scoring copy "
                              "among K (first n_vote boards)", comment="NaN: not run (model without energy, or T not "
                              "in the selection steps)"),
+        "vote_auc": _var(acc_dims + ("score",), vauc, "within-board ROC AUC of the score: probability that a "
+                        "right copy scores lower than a wrong copy of the same board (boards whose copies disagree)",
+                        comment="0.5: the score says nothing; below 0.5: the wrong copies score lower. NaN: "
+                                "selection not run (model without energy, or T not in the selection steps), or no "
+                                "board with both right and wrong copies"),
+        "vote_oracle": _var(acc_dims, voracle, "fraction of boards with a right copy among all K copies (what a "
+                           "perfect score would select)", comment="NaN: selection not run (model without energy, "
+                           "or T not in the selection steps)"),
         "along_board_acc": _var(("model", "split", "t"), along_acc, "board accuracy of the answer read out at step t "
                                "of one run of the largest T (first n_vote boards)", comment="NaN: model without "
                                "per-step readout (only AKOrN has one)"),
@@ -119,7 +129,7 @@ def _accuracy_vars(config: EvalSettings, kinds: list[str], steps: list[int], pla
     data_vars["prediction"] = _var(acc_dims + sample_dims, pred, "predicted digits of the sample boards "
                                   "(one initial state; 0 = not evaluated)")
     data_vars["vote_prediction"] = _var(vote_dims + sample_dims, vpred, "predicted digits of the sample boards "
-                                       "after energy selection (0 = not evaluated)")
+                                       "after selection among K copies (0 = not evaluated)")
     return data_vars, along_len
 
 

@@ -9,6 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
+import hypothesis
+from hypothesis import strategies as st
 from torch import nn
 
 from networks.models.sudoku import SudokuAKOrN
@@ -20,7 +22,7 @@ from studies.commands import add_task_arguments, run_task
 from studies.sudoku.config import TASK, EvalSettings, TrainSettings
 from studies.sudoku.evaluate import evaluate, run_dirs
 from studies.sudoku.metrics import (board_accuracy, cell_accuracy, confidence_scores, energy_scores, select_by_energy,
-                                    solved, vote)
+                                    selection_auc, solved, vote)
 from studies.sudoku.models import accuracy_along, build_model, predict, predict_digits
 from studies.sudoku.plots import summarize
 from studies.sudoku.train import train_model
@@ -205,6 +207,22 @@ def test_confidence_score_is_minus_the_log_probability_of_the_answer_on_blank_ce
         confidence_scores(logits[0], given[0])
 
 
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(k=st.integers(2, 12), b=st.integers(1, 5), levels=st.integers(2, 6), seed=st.integers(0, 2**31 - 1))
+def test_selection_auc_is_sklearns_roc_auc_of_minus_the_score(k: int, b: int, levels: int, seed: int) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, levels, (k, b), generator=g).double()  # few levels: ties
+    right = torch.rand(k, b, generator=g) < 0.5
+    auc = selection_auc(scores, right)
+    for j in range(b):
+        if right[:, j].all() or not right[:, j].any():
+            assert auc[j].isnan()
+        else:
+            assert float(auc[j]) == pytest.approx(roc_auc_score(right[:, j].numpy(), -scores[:, j].numpy()))
+
+
 def test_selection_with_one_copy_reproduces_the_plain_prediction(boards) -> None:
     torch.manual_seed(0)
     model = SudokuAKOrN.tiny(BOX).eval()
@@ -261,6 +279,9 @@ def test_selection_in_several_passes_per_board_still_takes_the_best_of_all_copie
                                     tqdm(disable=True))
     assert (out["board_acc"][1] == 1.0).all()  # P(no right copy among 16) = 0.4**16 per board
     assert (out["board_acc"][0] < 1.0).all()
+    assert float(out["oracle"]) == 1.0
+    # the energies rank every right copy first; the oracle's confidence is the same for all copies
+    np.testing.assert_allclose(out["auc"], [1.0, 1.0])
     assert out["samples"].shape == (2, 2, 2, 4, 4)
 
 
