@@ -172,12 +172,12 @@ def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8, loc="best")
         nv = "/".join(str(int(ds.n_vote.sel(split=s))) for s in ds.split.values)
-        ax.set_title(f"energy-based selection ({nv} boards ID/OOD)", fontsize=10)
+        ax.set_title(f"selection among K copies ({nv} boards ID/OOD)", fontsize=10)
     else:
         ax.text(0.5, 0.5, "no energy-based selection in this file", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_ylim(-3, 103)
-    ax.set_xlabel("copies K (lowest energy kept)")
+    ax.set_xlabel("copies K (lowest energy, or highest confidence, kept)")
     ax.set_ylabel("board accuracy (%)")
     ax.grid(alpha=0.3)
 
@@ -209,6 +209,10 @@ def _plot_training(ax_val: Any, ax_loss: Any, ds: xr.Dataset) -> None:
             a.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_val.legend(fontsize=7, loc="best")
         ax_loss.legend(fontsize=8)
+    else:  # e.g. shipped weights: the evaluated runs carry no training history
+        for a in (ax_val, ax_loss):
+            a.text(0.5, 0.5, "no training history in the evaluated runs", ha="center", va="center",
+                   transform=a.transAxes, fontsize=9, color="0.4")
     ax_val.set_ylim(-3, 103)
     ax_val.set_xlabel("epoch")
     ax_val.set_ylabel("board accuracy at training T (%)")
