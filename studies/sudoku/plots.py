@@ -53,6 +53,17 @@ def _box(ds: xr.Dataset) -> tuple[int, int]:
     return (root, root) if root * root == side else (1, side)
 
 
+def _tick_labels(ts: list[int], ratio: float = 1.2) -> list[str]:
+    """Labels for ticks at ``ts`` (sorted) on a log axis: a value closer than ``ratio`` to the last
+    labelled one (17 after 16) gets an empty label, which would overlap it."""
+    labels, last = [], None
+    for t in ts:
+        show = last is None or t >= last * ratio
+        labels.append(str(t) if show else "")
+        last = t if show else last
+    return labels
+
+
 def _headline_vote(ds: xr.Dataset, model: str) -> tuple[int, int, str] | None:
     """(T, K, score) of the strongest selection setting that was run: largest T, largest K, 'sum' first."""
     v = ds.vote_board_acc.sel(model=model)
@@ -134,10 +145,13 @@ def _plot_steps(ax: Any, ds: xr.Dataset, split: str) -> None:
                     color=COLORS.get(str(model)))
     ax.set_xscale("log", base=2)
     if iterative_t:
-        ax.set_xticks(iterative_t, [str(t) for t in iterative_t])
+        labels = _tick_labels(iterative_t)
+        ax.set_xticks(iterative_t, labels)
         ax.xaxis.set_minor_formatter(NullFormatter())
+    unlabelled = [str(t) for t, lab in zip(iterative_t, labels if iterative_t else []) if not lab]
     ax.set_ylim(-3, 103)
-    ax.set_xlabel("steps T at test time (open circle: training T)")
+    ax.set_xlabel("steps T at test time (open circle: training T)"
+                  + (f"\nunlabelled ticks: T = {', '.join(unlabelled)}" if unlabelled else ""))
     ax.set_ylabel("board accuracy (%)")
     n = int(ds.n_boards.sel(split=split))
     g = f"{int(ds.givens_min.sel(split=split))}-{int(ds.givens_max.sel(split=split))} givens"

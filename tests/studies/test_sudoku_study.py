@@ -630,3 +630,17 @@ def test_a_damaged_checkpoint_is_refused_until_train_overwrite(tmp_path, cache, 
     assert _cli([*argv, "--overwrite"]) == 0
     load_model_weights(ckpt, build_model(TrainSettings(box=(2, 2), width=16, heads=4, model="transformer")),
                        ema=True)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(ts=st.lists(st.integers(2, 4096), min_size=1, max_size=12, unique=True))
+def test_tick_labels_never_crowd_and_leave_no_value_far_from_a_label(ts: list[int]) -> None:
+    from studies.sudoku.plots import _tick_labels
+
+    ts = sorted(ts)
+    labels = _tick_labels(ts)
+    shown = [t for t, lab in zip(ts, labels) if lab]
+    assert labels[0] == str(ts[0]) and all(lab in ("", str(t)) for t, lab in zip(ts, labels))
+    assert all(b >= 1.2 * a for a, b in zip(shown, shown[1:]))  # labelled ticks are apart on a log axis
+    # an unlabelled tick sits within the ratio of the nearest labelled tick below it
+    assert all(t < 1.2 * max(s for s in shown if s <= t) for t, lab in zip(ts, labels) if not lab)
