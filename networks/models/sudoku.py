@@ -17,6 +17,7 @@ from kuramoto.checks import check_count, is_int
 
 from ..akorn_block import check_coupling_name, kuramoto_block
 from ..blocks import FF, ReadOut, ResBlock, _normalize_groups
+from ..layer import Trajectory
 from ..layer import initial_state as layer_initial_state
 
 __all__ = ["SudokuAKOrN", "board_digits", "check_box_shape"]
@@ -211,7 +212,8 @@ class SudokuAKOrN(nn.Module):
         return _normalize_groups(torch.where(given, c, self.fixed_noise_like(c)), self.n)
 
     def forward(self, board: torch.Tensor, *, steps: int | None = None, generator: torch.Generator | None = None,
-                return_energy: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+                return_energy: bool = False, return_trajectory: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, Trajectory]:
         """Per-cell digit logits.
 
         Args:
@@ -225,14 +227,21 @@ class SudokuAKOrN(nn.Module):
             ``return_energy=True`` also ``energy`` ``[T+1, B]``: the energy the official code
             logs (``Trajectory.logged_energy``: entry 0 is zero, entry ``t`` is
             ``−Σ x_{t−1} ⊙ (J x_{t−1} + c)``). Energy voting keeps the copy with the lowest
-            last entry or sum.
+            last entry or sum. With ``return_trajectory=True`` instead: the last Kuramoto layer's
+            :class:`~networks.layer.Trajectory` (both the logged energies and the paper's
+            ``E(x_t)`` of every state, without the states).
+
+        Raises:
+            ValueError: both ``return_energy`` and ``return_trajectory``.
         """
+        if return_energy and return_trajectory:
+            raise ValueError("return_energy, return_trajectory: ask for one (the trajectory holds the logged energy too)")
         c, given = self.stimulus(board)
         x = self._initial_state(c, given, generator)
         traj = None
         for i, (layer, readout) in enumerate(zip(self.layers, self.readouts)):
             last = i == self.depth - 1
-            if last and return_energy:
+            if last and (return_energy or return_trajectory):
                 x, traj = layer(c, x, steps=steps, return_trajectory=True, save_states=False)
             else:
                 x = layer(c, x, steps=steps)
@@ -240,6 +249,8 @@ class SudokuAKOrN(nn.Module):
         logits = self.head(c).permute(0, 2, 3, 1)
         if return_energy:
             return logits, traj.logged_energy
+        if return_trajectory:
+            return logits, traj
         return logits
 
     def logits_along(self, board: torch.Tensor, *, steps: int | None = None,

@@ -194,10 +194,11 @@ class TrainSettings(StudyConfig):
 
 FILENAME = "sudoku.h5"
 
-#: Energy scores of a copy (the last logged energy, the sum over all logged steps) and the readout's
+#: Energy scores of a copy from the official log (the last logged energy, the sum over all logged
+#: steps), the paper's energy of the final state (``paper``: E(x_T) with its ½), and the readout's
 #: confidence (the negative log-probability of its answer on the blank cells). Lower is better.
 ENERGY_SCORES = ("last", "sum")
-SCORES = ENERGY_SCORES + ("confidence",)
+SCORES = ENERGY_SCORES + ("paper", "confidence")
 
 #: Evaluation splits: in-distribution test boards and the harder out-of-distribution boards.
 SPLITS = ("id", "ood")
@@ -227,9 +228,9 @@ class EvalSettings(StudyConfig):
     t_eval: tuple[int, ...] = param((16, 17, 32, 33, 64, 128), "steps T per block at test time (iterative "
                                     "models); odd and even, so a period-2 cycle of the discrete map shows")
     k: tuple[int, ...] = param((1, 10, 100), "copies K among which the lowest-energy one is selected")
-    scores: tuple[Literal["last", "sum", "confidence"], ...] = param(
-        SCORES, "score of a copy, lowest selected: last logged energy, the sum over all steps, or the readout's "
-                "confidence (-log p of its answer on the blank cells)")
+    scores: tuple[Literal["last", "sum", "paper", "confidence"], ...] = param(
+        SCORES, "score of a copy, lowest selected: last logged energy, the sum over all steps, the paper's energy "
+                "E(x_T) of the final state, or the readout's confidence (-log p of its answer on the blank cells)")
     vote_t: tuple[int, ...] | None = param(None, "T values at which energy selection runs; none: the largest "
                                                  "--t-eval")
     test_boards: int = param(1000, "boards per split (in-distribution test and out-of-distribution)")

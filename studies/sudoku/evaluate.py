@@ -15,8 +15,9 @@ Energy-based selection
     is item ``k * B + b``), every copy with fresh noise on the blank cells; the model returns
     the official per-step energies of its last Kuramoto layer and every copy gets a score,
     ``last`` (the last logged entry, E(x_{T-1})) or ``sum`` (the sum of all logged entries),
-    or, for comparison, ``confidence`` (the readout's ``−Σ log p`` of its answer on the blank
-    cells); the copy with the lowest score is kept (ties: the first). One run with ``max(k)`` copies
+    ``paper`` (the paper's energy of the final state, E(x_T) with its ½), or, for comparison,
+    ``confidence`` (the readout's ``−Σ log p`` of its answer on the blank cells); the copy with
+    the lowest score is kept (ties: the first). One run with ``max(k)`` copies
     serves every K of the list: selection over K uses copies ``0..K-1``, so K = 1 is one
     plain prediction. Only models that return energies (AKOrN) are selected.
 
@@ -175,7 +176,10 @@ def _run_vote(model: nn.Module, data: SudokuData, steps: int, ks: Sequence[int],
         parts = [predict(model, puzzles[sl], steps=steps, copies=min(copies_per_pass, copies - j),
                          generator=generator, energy=True) for j in range(0, copies, copies_per_pass)]
         pred = parts[0] if len(parts) == 1 else Prediction(
-            torch.cat([p.digits for p in parts]), {n: torch.cat([p.scores[n] for p in parts]) for n in scores})
+            torch.cat([p.digits for p in parts]), {n: torch.cat([p.scores[n] for p in parts]) for n in parts[0].scores})
+        if pred.scores is not None and not set(scores) <= set(pred.scores):
+            raise ValueError(f"scores: {type(model).__name__} gives no {sorted(set(scores) - set(pred.scores))} score "
+                             f"(it has {sorted(pred.scores)})")
         nb = pred.digits.shape[1]
         right = solved(pred.digits.flatten(0, 1), solutions[sl].repeat(copies, 1, 1),
                        given[sl].repeat(copies, 1, 1)).view(copies, nb)

@@ -91,8 +91,15 @@ def predict(model: nn.Module, boards: torch.Tensor, *, steps: int | None = None,
     if _accepts(model, "generator"):
         kwargs["generator"] = generator
     if energy:
-        logits, logged = model(batch, return_energy=True, **kwargs)
+        final = None
+        if _accepts(model, "return_trajectory"):  # the paper's E(x_T) besides the official log
+            logits, traj = model(batch, return_trajectory=True, **kwargs)
+            logged, final = traj.logged_energy, traj.energy[-1]
+        else:
+            logits, logged = model(batch, return_energy=True, **kwargs)
         scores = {name: energy_scores(logged, name).view(copies, b).float().cpu() for name in ENERGY_SCORES}
+        if final is not None:
+            scores["paper"] = final.view(copies, b).float().cpu()
         scores["confidence"] = confidence_scores(logits, batch > 0).view(copies, b).float().cpu()
     else:
         logits, scores = model(batch, **kwargs), None

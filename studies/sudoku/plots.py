@@ -162,7 +162,7 @@ def _plot_steps(ax: Any, ds: xr.Dataset, split: str) -> None:
 
 
 def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
-    """AKOrN's board accuracy vs K (selection by energy ``sum`` solid, ``last`` dashed; by the
+    """AKOrN's board accuracy vs K (selection by energy ``sum`` solid, ``last`` dashed, ``paper`` dash-dotted; by the
     readout's confidence dotted)."""
     drew = False
     for model in ds.model.values:
@@ -174,7 +174,7 @@ def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
             for score in ds.score.values:
                 acc = ds.vote_board_acc.sel(model=model, split=split, T=t, score=score).values * 100
                 ok = np.isfinite(acc)
-                ls = {"sum": "-", "last": "--"}.get(str(score), ":")
+                ls = {"sum": "-", "last": "--", "paper": "-."}.get(str(score), ":")
                 ax.plot(ds.K.values[ok], acc[ok], marker=marker, ls=ls,
                         color=COLORS.get(str(model)) if split == "id" else "#d62728",
                         label=f"{LABELS.get(str(model), model)} {split.upper()}, T={t}, {score}")

@@ -223,6 +223,33 @@ def test_selection_auc_is_sklearns_roc_auc_of_minus_the_score(k: int, b: int, le
             assert float(auc[j]) == pytest.approx(roc_auc_score(right[:, j].numpy(), -scores[:, j].numpy()))
 
 
+def test_paper_energy_score_is_the_final_states_energy_and_the_log_is_unchanged(boards) -> None:
+    torch.manual_seed(0)
+    model = SudokuAKOrN.tiny(BOX).eval()
+    puzzles = boards.grids("puzzles")[:6]
+    with torch.no_grad():
+        logits, logged = model(puzzles, steps=5, generator=torch.Generator().manual_seed(1), return_energy=True)
+        logits2, traj = model(puzzles, steps=5, generator=torch.Generator().manual_seed(1), return_trajectory=True)
+    assert torch.equal(logits, logits2) and torch.equal(logged, traj.logged_energy)
+    assert traj.energy.shape == (6, 6)  # x_0 ... x_5
+    pred = predict(model, puzzles, steps=5, copies=2, generator=torch.Generator().manual_seed(1))
+    assert set(pred.scores) == {"last", "sum", "paper", "confidence"}
+    with torch.no_grad():
+        _, traj2 = model(puzzles.repeat(2, 1, 1), steps=5, generator=torch.Generator().manual_seed(1),
+                         return_trajectory=True)
+    torch.testing.assert_close(pred.scores["paper"], traj2.energy[-1].view(2, 6).float())
+    with pytest.raises(ValueError, match="return_trajectory"):
+        model(puzzles, return_energy=True, return_trajectory=True)
+
+
+def test_selection_by_a_score_the_model_cannot_give_is_named(boards) -> None:
+    from tqdm import tqdm
+
+    with pytest.raises(ValueError, match="paper"):
+        evaluate_module._run_vote(EnergyOracle(boards), boards, 3, [1, 4], ["last", "paper"], 0, 8, 2,
+                                  tqdm(disable=True))
+
+
 def test_selection_with_one_copy_reproduces_the_plain_prediction(boards) -> None:
     torch.manual_seed(0)
     model = SudokuAKOrN.tiny(BOX).eval()
@@ -230,7 +257,7 @@ def test_selection_with_one_copy_reproduces_the_plain_prediction(boards) -> None
     with torch.no_grad():
         plain = model(puzzles, steps=6, generator=torch.Generator().manual_seed(7)).argmax(-1) + 1
     pred = predict(model, puzzles, steps=6, copies=1, generator=torch.Generator().manual_seed(7), energy=True)
-    for score in ("last", "sum", "confidence"):
+    for score in ("last", "sum", "paper", "confidence"):
         assert torch.equal(vote(pred, 1, score), plain)
     assert torch.equal(predict_digits(model, puzzles, steps=6, seed=7, batch_size=20), plain)
 
@@ -470,7 +497,7 @@ def test_cli_trains_and_evaluates_end_to_end(trained, cache, monkeypatch, capsys
     assert_result_file(ds, vocabulary=None)
     assert list(ds.model.values) == ["akorn", "itrsa", "transformer"]
     assert list(ds.split.values) == ["id", "ood"] and list(ds.T.values) == [1, 2, 4]
-    assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum", "confidence"]
+    assert list(ds.K.values) == [1, 3] and list(ds.score.values) == ["last", "sum", "paper", "confidence"]
     acc = ds.board_acc
     assert np.isfinite(acc.sel(model=["akorn", "itrsa"], T=[2, 4])).all()
     assert np.isnan(acc.sel(model=["akorn", "itrsa"], T=1)).all()
