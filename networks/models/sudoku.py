@@ -235,7 +235,8 @@ class SudokuAKOrN(nn.Module):
             ValueError: both ``return_energy`` and ``return_trajectory``.
         """
         if return_energy and return_trajectory:
-            raise ValueError("return_energy, return_trajectory: ask for one (the trajectory holds the logged energy too)")
+            raise ValueError("return_energy, return_trajectory: ask for one (the trajectory holds the logged "
+                             "energy too)")
         c, given = self.stimulus(board)
         x = self._initial_state(c, given, generator)
         traj = None

@@ -13,7 +13,8 @@ import torch
 from kuramoto.checks import is_int
 from studies.sudoku.config import ENERGY_SCORES
 
-__all__ = ["Prediction", "board_accuracy", "cell_accuracy", "confidence_scores", "energy_scores", "select_by_energy", "selection_auc", "solved", "vote"]
+__all__ = ["Prediction", "board_accuracy", "cell_accuracy", "confidence_scores", "energy_scores", "select_by_energy",
+           "selection_auc", "solved", "vote"]
 
 
 class Prediction(NamedTuple):
@@ -123,7 +124,8 @@ def confidence_scores(logits: torch.Tensor, given: torch.Tensor) -> torch.Tensor
         ``[N]``; lower is better (0 for an answer given with certainty).
     """
     if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
-        raise ValueError(f"logits: expected a tensor [N, S, S, S], got {getattr(logits, 'shape', type(logits).__name__)}")
+        raise ValueError(f"logits: expected a tensor [N, S, S, S], got "
+                         f"{getattr(logits, 'shape', type(logits).__name__)}")
     if not isinstance(given, torch.Tensor) or given.shape != logits.shape[:3]:
         raise ValueError(f"given: expected a bool tensor {tuple(logits.shape[:3])}, got "
                          f"{getattr(given, 'shape', type(given).__name__)}")
@@ -194,7 +196,8 @@ def selection_auc(scores: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     if not isinstance(scores, torch.Tensor) or not isinstance(right, torch.Tensor):
         raise TypeError("scores, right: expected tensors")
     if scores.dim() != 2 or right.shape != scores.shape:
-        raise ValueError(f"scores, right: expected two [K, B] tensors, got {tuple(scores.shape)} and {tuple(right.shape)}")
+        raise ValueError(f"scores, right: expected two [K, B] tensors, got {tuple(scores.shape)} and "
+                         f"{tuple(right.shape)}")
     s, ok = scores.double(), right.bool()
     lower = (s[:, None] < s[None, :]).double() + 0.5 * (s[:, None] == s[None, :]).double()  # [K_i, K_j, B]
     pairs = (ok[:, None] & ~ok[None, :]).double()  # i right, j wrong

@@ -18,7 +18,8 @@ from networks.models.baselines import IteratedSelfAttention, SudokuTransformer
 from networks.models.sudoku import SudokuAKOrN
 from studies.sudoku.config import ENERGY_SCORES, TrainSettings
 from studies.sudoku.dataset import SudokuData
-from studies.sudoku.metrics import Prediction, _as_boards, board_accuracy, cell_accuracy, confidence_scores, energy_scores
+from studies.sudoku.metrics import (Prediction, _as_boards, board_accuracy, cell_accuracy, confidence_scores,
+                                    energy_scores)
 from studies.training import unwrap
 
 __all__ = []

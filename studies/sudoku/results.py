@@ -210,10 +210,10 @@ def _coords(config: EvalSettings, kinds: list[str], steps: list[int], along_len:
         "T": _var(("T",), np.array(steps), "steps per block at test time"),
         "t": _var(("t",), np.arange(along_len), "step read out along one run"),
         "K": _var(("K",), np.array(list(config.k)), "copies selected among (lowest score)"),
-        "score": _var(("score",), np.array(list(config.scores), dtype=object), "score of a copy (lowest selected)", None,
-                     description="last: last logged energy E(x_{T-1}); sum: sum of all logged energies; paper: the "
-                                 "paper's energy E(x_T) of the final state (with 1/2); confidence: -sum of log p "
-                                 "of the readout's answer over the blank cells"),
+        "score": _var(("score",), np.array(list(config.scores), dtype=object), "score of a copy (lowest selected)",
+                      None, description="last: last logged energy E(x_{T-1}); sum: sum of all logged energies; "
+                                        "paper: the paper's energy E(x_T) of the final state (with 1/2); "
+                                        "confidence: -sum of log p of the readout's answer over the blank cells"),
         "epoch": _var(("epoch",), np.arange(1, epochs + 1), "epochs completed"),
         "sample": _var(("sample",), np.arange(n_samples), "sample board index"),
         "row": _var(("row",), np.arange(side), "board row"),
