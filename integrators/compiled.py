@@ -23,8 +23,9 @@ steps per call pay at small N: at N = 500 (float64, 4000 steps, r every 4 steps)
 call took 0.21 s, ``fuse=2`` 0.16 s, ``fuse=4`` 0.13 s (a call costs ~45 µs besides its kernel). A
 larger program compiles longer: a new program took 6.3 s with ``fuse=2`` and 9.8 s with ``fuse=4``
 in a fresh process, ~7 s more in the first process on a machine, whose empty inductor cache
-also builds inductor's CPU-capability probes (``akorn bench peers -- --only W1 --cold-compile``). On the state, unrolled steps made the kernel 1.6–4.3× slower per step (inductor
-recomputed each step's stage values inside the next one), so ``fuse`` stays a choice.
+also builds inductor's CPU-capability probes (``akorn bench peers -- --only W1 --cold-compile``).
+On the state, unrolled steps made the kernel 1.6–4.3× slower per step (inductor recomputed each
+step's stage values inside the next one), so ``fuse`` stays a choice.
 
 On non-uniform grids (and through :func:`integrators.step_fixed`) the wrapper compiles one
 step without the observables. If compilation fails (no C++ compiler, an unsupported backend),

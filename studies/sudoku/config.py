@@ -227,7 +227,7 @@ class EvalSettings(StudyConfig):
         MODELS, "trained models to evaluate (each from <out>/<tag>/<model>)")
     t_eval: tuple[int, ...] = param((16, 17, 32, 33, 64, 128), "steps T per block at test time (iterative "
                                     "models); odd and even, so a period-2 cycle of the discrete map shows")
-    k: tuple[int, ...] = param((1, 10, 100), "copies K among which the lowest-energy one is selected")
+    k: tuple[int, ...] = param((1, 10, 100), "copies K among which the lowest-scoring one is selected")
     scores: tuple[Literal["last", "sum", "paper", "confidence"], ...] = param(
         SCORES, "score of a copy, lowest selected: last logged energy, the sum over all steps, the paper's energy "
                 "E(x_T) of the final state, or the readout's confidence (-log p of its answer on the blank cells)")

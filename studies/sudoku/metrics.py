@@ -157,12 +157,13 @@ def select_by_energy(candidates: torch.Tensor, scores: torch.Tensor) -> tuple[to
 
 
 def vote(prediction: Prediction, k: int, score: str) -> torch.Tensor:
-    """Digits of the lowest-scoring copy (energy or confidence) among the first ``k`` copies of every board.
+    """Digits of the lowest-scoring copy (energy or confidence) among the first ``k`` copies of
+    every board.
 
     Args:
         prediction: from :func:`predict` with at least ``k`` copies (and energies if ``k > 1``).
         k: number of copies to choose from.
-        score: ``"last"``, ``"sum"`` or ``"confidence"``.
+        score: a key of ``prediction.scores``: ``"last"``, ``"sum"``, ``"paper"`` or ``"confidence"``.
 
     Returns:
         ``[B, S, S]`` int64.

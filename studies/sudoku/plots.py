@@ -84,8 +84,8 @@ def plot(ds: xr.Dataset, path: str | os.PathLike) -> Path:
     all test boards; the Transformer, evaluated at its own T only, as a horizontal line; thin
     lines: AKOrN's answer read out at every even and every odd step of one run, when the file
     has it);
-    AKOrN's board accuracy vs K (selection by energy, ``sum`` solid, ``last`` dashed; by the
-    readout's confidence dotted); the
+    AKOrN's board accuracy vs K (selection by energy, ``sum`` solid, ``last`` dashed, ``paper``
+    dash-dotted; by the readout's confidence dotted); the
     validation board accuracy (evaluated weights solid, raw weights dashed when the EMA is
     evaluated) and the training loss per epoch; the headline numbers as text.
 
@@ -144,11 +144,11 @@ def _plot_steps(ax: Any, ds: xr.Dataset, split: str) -> None:
             ax.plot([t_train], [acc[list(steps).index(t_train)]], "o", ms=11, mfc="none",
                     color=COLORS.get(str(model)))
     ax.set_xscale("log", base=2)
+    labels = _tick_labels(iterative_t)
     if iterative_t:
-        labels = _tick_labels(iterative_t)
         ax.set_xticks(iterative_t, labels)
         ax.xaxis.set_minor_formatter(NullFormatter())
-    unlabelled = [str(t) for t, lab in zip(iterative_t, labels if iterative_t else []) if not lab]
+    unlabelled = [str(t) for t, lab in zip(iterative_t, labels) if not lab]
     ax.set_ylim(-3, 103)
     ax.set_xlabel("steps T at test time (open circle: training T)"
                   + (f"\nunlabelled ticks: T = {', '.join(unlabelled)}" if unlabelled else ""))
@@ -162,8 +162,8 @@ def _plot_steps(ax: Any, ds: xr.Dataset, split: str) -> None:
 
 
 def _plot_selection(ax: Any, ds: xr.Dataset) -> None:
-    """AKOrN's board accuracy vs K (selection by energy ``sum`` solid, ``last`` dashed, ``paper`` dash-dotted; by the
-    readout's confidence dotted)."""
+    """AKOrN's board accuracy vs K (selection by energy ``sum`` solid, ``last`` dashed, ``paper``
+    dash-dotted; by the readout's confidence dotted)."""
     drew = False
     for model in ds.model.values:
         head = _headline_vote(ds, str(model))

@@ -161,3 +161,8 @@ def test_cold_compile_subprocesses_time_the_first_call(tmp_path):
     res = peers.cold_compile("W1", "toolkit_fuse2", "quick", 0, opts)
     assert "cold_failed" not in res, res
     assert 0 < res["cold_new_s"] < res["cold_empty_s"]
+
+
+def test_a_failing_measurement_subprocess_raises_with_its_last_error_line():
+    with pytest.raises(harness.CaseFailed, match="ImportError.*no_such_entry"):
+        harness.run_case("studies.bench.peers.cold", "no_such_entry", {})

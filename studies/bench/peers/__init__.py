@@ -29,9 +29,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -43,11 +40,9 @@ from studies.cache import default_cache_dir
 
 from . import jax_peers, numpy_peers, problems, toolkit, torchode_peers
 from .cold import cold_compile
-from .harness import Runner, Unavailable, measure, one_thread
+from .harness import CaseFailed, Runner, Unavailable, case_spec, measure, one_thread, run_case
 
 __all__ = ["run"]
-
-_REPO = Path(__file__).resolve().parents[3]
 
 
 def _toolkit_runner(key: str, made: tuple[str, Any]) -> Runner:
@@ -89,17 +84,20 @@ def runners(w: problems.Workload, opts: argparse.Namespace, notes: list[str], ke
 
 
 # --------------------------------------------------------------------------------------------
-# W5 memory: one fresh subprocess per contender
+# Measurements in fresh subprocesses: W5 memory (one per contender), cold compiles
+
+
+def _case_runner(spec: dict[str, Any]) -> Runner:
+    """The runner a measurement subprocess's spec (:func:`.harness.case_spec`) names."""
+    w = problems.make(spec["workload"], spec["size"], spec["seed"])
+    (r,) = runners(w, argparse.Namespace(**spec["opts"]), [], keys=[spec["key"]])
+    return r
 
 
 def _memory_case(spec_json: str) -> None:
     """Subprocess entry: peak resident-set rise of one W5 gradient after a warm-up; prints JSON."""
-    spec = json.loads(spec_json)
-    opts = argparse.Namespace(**spec["opts"])
     with one_thread():
-        w = problems.make("W5", spec["size"], spec["seed"])
-        notes: list[str] = []
-        (r,) = runners(w, opts, notes, keys=[spec["key"]])
+        r = _case_runner(json.loads(spec_json))
         if r.compile is not None:
             r.compile()
         r.fn()  # warm-up: compilation and first-call caches are not the gradient's memory
@@ -114,11 +112,8 @@ def _memory_case(spec_json: str) -> None:
 def _cold_case(spec_json: str) -> None:
     """Subprocess entry of :func:`.cold.cold_compile`: the first and second call of one toolkit
     row in this fresh process; prints the difference as JSON."""
-    spec = json.loads(spec_json)
-    opts = argparse.Namespace(**spec["opts"])
     with one_thread():
-        w = problems.make(spec["workload"], spec["size"], spec["seed"])
-        (r,) = runners(w, opts, [], keys=[spec["key"]])
+        r = _case_runner(json.loads(spec_json))
         t0 = time.perf_counter()
         r.fn()
         t1 = time.perf_counter()
@@ -128,18 +123,13 @@ def _cold_case(spec_json: str) -> None:
 
 
 def _memory(key: str, size: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE",
-               # Every block of 4 KiB or more is its own mmap, returned to the OS when freed, so the
-               # resident set tracks live memory (a W5 state is 16–32 KB) and a warm heap hides nothing.
-               MALLOC_MMAP_THRESHOLD_="4096", MALLOC_TRIM_THRESHOLD_="0")
-    env["PYTHONPATH"] = str(_REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    spec = {"key": key, "size": size, "seed": seed,
-            "opts": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}}
-    code = f"from studies.bench.peers import _memory_case; _memory_case({json.dumps(json.dumps(spec))})"
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_REPO, env=env, check=False)
-    if res.returncode != 0:
-        return {"memory_failed": (res.stderr.strip().splitlines() or ["?"])[-1]}
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    # Every block of 4 KiB or more is its own mmap, returned to the OS when freed, so the resident
+    # set tracks live memory (a W5 state is 16–32 KB) and a warm heap hides nothing.
+    env = {"MALLOC_MMAP_THRESHOLD_": "4096", "MALLOC_TRIM_THRESHOLD_": "0"}
+    try:
+        return run_case("studies.bench.peers", "_memory_case", case_spec("W5", key, size, seed, opts), env)
+    except CaseFailed as exc:
+        return {"memory_failed": str(exc)}
 
 
 # --------------------------------------------------------------------------------------------

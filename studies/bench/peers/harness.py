@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import math
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Runner", "Unavailable", "measure", "one_thread"]
+__all__ = ["CaseFailed", "Runner", "Unavailable", "case_spec", "measure", "one_thread", "run_case"]
+
+_REPO = Path(__file__).resolve().parents[3]
 
 # XLA's CPU client: no Eigen thread pool and one intra-op thread (set before jax is imported).
 XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -20,6 +27,32 @@ _BLAS_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 class Unavailable(Exception):
     """A peer that cannot run here (not installed); the message is the one-line note printed instead."""
+
+
+class CaseFailed(Exception):
+    """A measurement subprocess (:func:`run_case`) failed; the message is the last line of its stderr."""
+
+
+def case_spec(workload: str, key: str, size: str, seed: int, opts: argparse.Namespace) -> dict[str, Any]:
+    """What a measurement subprocess needs to rebuild runner ``key`` of ``workload`` (JSON-able)."""
+    return {"workload": workload, "key": key, "size": size, "seed": seed,
+            "opts": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}}
+
+
+def run_case(module: str, entry: str, spec: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Call ``module.entry(spec as JSON)`` in a fresh Python process (this repository first on its
+    path, ``OMP_WAIT_POLICY=PASSIVE``, plus ``env``) and return the JSON object it prints last.
+
+    Raises:
+        CaseFailed: the process exited with an error.
+    """
+    full = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", **(env or {}))
+    full["PYTHONPATH"] = str(_REPO) + (os.pathsep + full["PYTHONPATH"] if full.get("PYTHONPATH") else "")
+    code = f"from {module} import {entry}; {entry}({json.dumps(json.dumps(spec))})"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=_REPO, env=full, check=False)
+    if res.returncode != 0:
+        raise CaseFailed((res.stderr.strip().splitlines() or ["?"])[-1])
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 @dataclass
